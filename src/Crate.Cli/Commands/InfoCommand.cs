@@ -1,0 +1,61 @@
+using System.CommandLine;
+using Crate.Core.Model;
+using Crate.Core.Weights;
+using Spectre.Console;
+
+namespace Crate.Cli.Commands;
+
+/// <summary><c>crate info</c>: describe a preset's architecture or a weights file.</summary>
+internal static class InfoCommand
+{
+    public static Command Create()
+    {
+        var preset = new Option<string?>("--preset") { Description = $"Preset to describe ({string.Join(", ", CratePresets.Names)})." };
+        var weights = new Option<FileInfo?>("--weights") { Description = "A safetensors weights file to describe." };
+        var config = CliOptions.ModelShape();
+        var command = new Command("info", "Print a CRATE architecture and its exact parameter count, or describe a weights file.") { preset, weights };
+        config.AddTo(command);
+        command.SetAction(parse =>
+        {
+            var weightsFile = parse.GetValue(weights);
+            if (weightsFile != null) return DescribeWeights(weightsFile.FullName);
+            var cfg = config.Build(parse, parse.GetValue(preset) ?? "tiny");
+            DescribeConfig(cfg);
+            return 0;
+        });
+        return command;
+    }
+
+    private static void DescribeConfig(CrateConfig cfg)
+    {
+        AnsiConsole.MarkupLine($"[bold]{Markup.Escape(cfg.ToString())}[/]");
+        var table = new Table().AddColumn("block").AddColumn("computes").AddColumn(new TableColumn("parameters").RightAligned());
+        long d = cfg.Dim, pd = cfg.PatchDim, inner = cfg.InnerDim;
+        table.AddRow("patch embedding", $"LN({pd}) -> Linear({pd}, {d}) -> LN({d})", $"{2 * pd + pd * d + d + 2 * d:N0}");
+        table.AddRow("class token + positions", $"[1, 1, {d}] + [1, {cfg.NumPatches + 1}, {d}]", $"{d + (cfg.NumPatches + 1) * d:N0}");
+        table.AddRow($"{cfg.Depth} x MSSA", $"z + Linear({inner}, {d})(softmax(UzUz^T/sqrt({cfg.DimHead})) Uz), U: {inner}x{d}", $"{cfg.Depth * (2 * d + 2 * inner * d + d):N0}");
+        table.AddRow($"{cfg.Depth} x ISTA", $"ReLU(x + {cfg.IstaStep}(xD - xD^TD) - {cfg.IstaStep * cfg.IstaLambda}), D: {d}x{d}", $"{cfg.Depth * (2 * d + d * d):N0}");
+        table.AddRow("head", $"LN({d}) -> Linear({d}, {cfg.NumClasses})", $"{2 * d + d * cfg.NumClasses + cfg.NumClasses:N0}");
+        table.AddRow("[bold]total[/]", "", $"[bold]{cfg.ParameterCount():N0}[/]");
+        AnsiConsole.Write(table);
+        Console.WriteLine($"parameters: {cfg.ParameterCount()}");
+    }
+
+    private static int DescribeWeights(string path)
+    {
+        try
+        {
+            var w = CrateWeights.Load(path);
+            DescribeConfig(w.Config);
+            if (w.Config.ClassNames.Length > 0) Console.WriteLine($"classes: {string.Join(", ", w.Config.ClassNames)}");
+            foreach (var (k, v) in w.Metadata.Where(kv => kv.Key != CrateWeights.ConfigKey)) Console.WriteLine($"{k}: {v}");
+            Console.WriteLine($"tensors: {w.Tensors.Count()} ({new FileInfo(path).Length:N0} bytes)");
+            return 0;
+        }
+        catch (SafetensorsException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+    }
+}

@@ -1,0 +1,8 @@
+using System.CommandLine;
+using Crate.Cli.Commands;
+
+var root = new RootCommand("crate: train, inspect, export and serve CRATE white-box transformers.")
+{
+    InfoCommand.Create(),
+};
+return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,42 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Crate.Training.Model;
+
+/// <summary>
+/// One ISTA step of sparse coding against the dictionary D (no bias, no residual):
+/// <c>ReLU(x + eta (x D - x D^T D) - eta lambda)</c>, computed as one product <c>ReLU(x M - eta lambda)</c>
+/// with <c>M = I + eta (D - D^T D)</c> (the same function; M is rebuilt from D on every call so gradients flow to D).
+/// </summary>
+public sealed class Ista : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter weight;
+    private readonly double _eta;
+    private readonly double _lambda;
+
+    /// <summary>Creates the block with a kaiming-uniform dictionary, step <paramref name="eta"/> and penalty <paramref name="lambda"/>.</summary>
+    public Ista(int dim, double eta, double lambda) : base(nameof(Ista))
+    {
+        _eta = eta;
+        _lambda = lambda;
+        weight = new Parameter(torch.empty(dim, dim));
+        nn.init.kaiming_uniform_(weight, a: 0);
+        register_parameter(nameof(weight), weight);
+    }
+
+    /// <summary>The dictionary D, <c>[dim, dim]</c>.</summary>
+    public Parameter D => weight;
+
+    /// <summary>The folded step matrix <c>M = I + eta (D - D^T D)</c>.</summary>
+    public Tensor StepMatrix()
+    {
+        var dim = weight.shape[0];
+        return torch.eye(dim, dtype: weight.dtype, device: weight.device)
+            .add(weight.sub(torch.matmul(weight.t(), weight)).mul(_eta));
+    }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor x) =>
+        nn.functional.relu(torch.matmul(x, StepMatrix()).sub(_eta * _lambda));
+}
