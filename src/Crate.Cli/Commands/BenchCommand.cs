@@ -1,0 +1,14 @@
+using System.CommandLine;
+
+namespace Crate.Cli.Commands;
+
+/// <summary><c>crate bench</c>: benchmarks that print figures and record them in BENCHMARKS.md.</summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("bench", "Measure throughput and accuracy; figures go to the console and BENCHMARKS.md.");
+        // Each benchmark lives in its own file and is added here.
+        return command;
+    }
+}
