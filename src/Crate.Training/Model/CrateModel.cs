@@ -60,6 +60,21 @@ public sealed class CrateModel : nn.Module<Tensor, Tensor>
     /// <summary>The learned positional embedding, <c>[1, N+1, dim]</c>.</summary>
     public Parameter PositionalEmbedding => pos_embedding;
 
+    /// <summary>
+    /// Mixed precision: the trunk's matrix products run in bfloat16 while weights, LayerNorm, softmax, residuals,
+    /// the head and the loss stay float32. Off by default; the trainer turns it on where the CPU has bfloat16
+    /// dot products (<see cref="MixedPrecision.CpuSupportsBFloat16"/>).
+    /// </summary>
+    public bool BFloat16
+    {
+        get => to_patch_embedding.BFloat16;
+        set
+        {
+            to_patch_embedding.BFloat16 = value;
+            foreach (var layer in _layers) { layer.Attention.Block.BFloat16 = value; layer.Sparsify.Block.BFloat16 = value; }
+        }
+    }
+
     /// <summary>Number of trainable parameters.</summary>
     public long ParameterCount() => parameters().Sum(p => p.numel());
 
