@@ -81,11 +81,19 @@ public sealed class CrateModel : nn.Module<Tensor, Tensor>
     /// <summary>Images <c>[B, C, H, W]</c> (already normalised) to tokens <c>[B, N+1, dim]</c>: patches, class token first, plus positions.</summary>
     public Tensor Embed(Tensor images)
     {
-        CheckInput(images);
-        var patches = to_patch_embedding.forward(images);
-        var cls = cls_token.expand(patches.shape[0], -1, -1);
-        return _embDropout.forward(torch.cat([cls, patches], 1).add(pos_embedding));
+        var patches = EmbedPatches(images);
+        return _embDropout.forward(torch.cat([ClassTokenWithPosition(patches.shape[0]), patches], 1));
     }
+
+    /// <summary>Patch tokens with their positional embeddings, <c>[B, N, dim]</c>, no class token (masked modelling picks among them).</summary>
+    public Tensor EmbedPatches(Tensor images)
+    {
+        CheckInput(images);
+        return to_patch_embedding.forward(images).add(pos_embedding.narrow(1, 1, Config.NumPatches));
+    }
+
+    /// <summary>The class token plus its positional embedding, expanded to <paramref name="batch"/>, <c>[B, 1, dim]</c>.</summary>
+    public Tensor ClassTokenWithPosition(long batch) => cls_token.add(pos_embedding.narrow(1, 0, 1)).expand(batch, -1, -1);
 
     /// <summary>Runs every layer over <paramref name="tokens"/>; with <paramref name="trace"/> each layer's work is recorded.</summary>
     public Tensor ForwardTokens(Tensor tokens, List<LayerTrace>? trace = null, bool keepAttention = false)
