@@ -70,7 +70,9 @@ public static class IdxReader
         var copy = data.ToArray();
         IO.AtomicFile.Write(path, s =>
         {
-            using var target = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(s, CompressionLevel.Fastest, leaveOpen: true) : s;
+            // Only the gzip wrapper is disposed here: AtomicFile still flushes and closes the file stream itself.
+            using var gzip = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(s, CompressionLevel.Fastest, leaveOpen: true) : null;
+            var target = (Stream?)gzip ?? s;
             target.Write(header);
             target.Write(copy);
         });
