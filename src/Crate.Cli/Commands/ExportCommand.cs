@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using Crate.Core.Model;
-using Crate.Core.Weights;
 using Crate.Onnx;
 using Crate.Onnx.Export;
 
@@ -23,25 +22,17 @@ internal static class ExportCommand
         {
             var source = parse.GetValue(weights)!.FullName;
             var target = parse.GetValue(output)!.FullName;
-            try
-            {
-                var clock = Stopwatch.StartNew();
-                var w = CrateWeights.Load(source);
-                var options = new CrateOnnxExportOptions { IncludeAttention = parse.GetValue(attention), IncludePatchTokens = parse.GetValue(tokens) };
-                CrateOnnxExporter.ExportToFile(w, target, options);
-                var c = w.Config;
-                Console.WriteLine($"exported {c}");
-                Console.WriteLine($"  to {target} ({new FileInfo(target).Length:N0} bytes, {clock.Elapsed.TotalSeconds:F1} s)");
-                Console.WriteLine($"  input  image [batch, {c.Channels}, {c.ImageHeight}, {c.ImageWidth}] float32, pixels 0..255");
-                var extra = (options.IncludeAttention ? $", attention_0..{c.Depth - 1}" : "") + (options.IncludePatchTokens ? ", patch_tokens" : "");
-                Console.WriteLine($"  output logits, probabilities, features{extra}");
-                return 0;
-            }
-            catch (Exception e) when (e is SafetensorsException or IOException or UnauthorizedAccessException)
-            {
-                Console.Error.WriteLine($"error: {e.Message}");
-                return 2;
-            }
+            var clock = Stopwatch.StartNew();
+            var w = CrateWeights.Load(source);
+            var options = new CrateOnnxExportOptions { IncludeAttention = parse.GetValue(attention), IncludePatchTokens = parse.GetValue(tokens) };
+            CrateOnnxExporter.ExportToFile(w, target, options);
+            var c = w.Config;
+            Console.WriteLine($"exported {c}");
+            Console.WriteLine($"  to {target} ({new FileInfo(target).Length:N0} bytes, {clock.Elapsed.TotalSeconds:F1} s)");
+            Console.WriteLine($"  input  image [batch, {c.Channels}, {c.ImageHeight}, {c.ImageWidth}] float32, pixels 0..255");
+            var extra = (options.IncludeAttention ? $", attention_0..{c.Depth - 1}" : "") + (options.IncludePatchTokens ? ", patch_tokens" : "");
+            Console.WriteLine($"  output logits, probabilities, features{extra}");
+            return 0;
         });
         return command;
     }
