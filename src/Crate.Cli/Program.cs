@@ -9,6 +9,7 @@ var root = new RootCommand("crate: train, inspect, export and serve CRATE white-
     EvaluateCommand.Create(),
     PredictCommand.Create(),
     BenchCommand.Create(),
+    ExportCommand.Create(),
 };
 var parse = root.Parse(args);
 if (parse.Errors.Count > 0)

@@ -117,15 +117,19 @@ public sealed class CrateOnnxModel : IDisposable
         provider = CrateExecutionProvider.Cpu;
         if (options.ExecutionProvider == CrateExecutionProvider.Cuda)
         {
+            string? failure = null;
             try
             {
                 so.AppendExecutionProvider_CUDA(options.DeviceId);
                 provider = CrateExecutionProvider.Cuda;
             }
-            // The CPU native package reports "not enabled in this build"; older ones lack the entry point.
-            catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException)
+            // The CPU native package lacks the entry point; other builds report "not enabled in this build".
+            catch (EntryPointNotFoundException) { failure = "the ONNX Runtime native library in use is a CPU-only build"; }
+            catch (OnnxRuntimeException e) { failure = e.Message; }
+            if (failure != null)
             {
-                FallBack(options, source, e.Message);
+                try { FallBack(options, source, failure); }
+                catch { so.Dispose(); throw; }
             }
         }
         return so;
@@ -133,7 +137,7 @@ public sealed class CrateOnnxModel : IDisposable
 
     private static CrateExecutionProvider FallBack(CrateOnnxOptions options, string source, string reason)
     {
-        var what = $"CUDA execution provider (device {options.DeviceId}) requested for '{source}' is unavailable: {reason.Trim()}";
+        var what = $"CUDA execution provider (device {options.DeviceId}) requested for '{source}' is unavailable: {reason.Trim().TrimEnd('.')}";
         if (!options.FallbackToCpu)
             throw new CrateOnnxException($"{what}. CPU fallback is disabled. GPU inference needs an application built with -p:CrateGpu=true (Microsoft.ML.OnnxRuntime.Gpu), CUDA 12 and cuDNN 9.");
         (options.Warning ?? Console.Error.WriteLine)($"warning: {what}. Running on the CPU instead (build with -p:CrateGpu=true for the GPU package).");
@@ -280,7 +284,7 @@ public sealed class CrateOnnxModel : IDisposable
             var c = Config;
             int image = i / ImageLength, rest = i % ImageLength, plane = c.ImageHeight * c.ImageWidth;
             throw new ArgumentException(
-                $"Crate model '{Source}': image {image} of the batch has a non-finite pixel ({pixels[i]}) at channel {rest / plane}, " +
+                $"Crate model '{Source}': image {image} of the batch has a non-finite pixel ({(float.IsNaN(pixels[i]) ? "NaN" : pixels[i] > 0 ? "+Infinity" : "-Infinity")}) at channel {rest / plane}, " +
                 $"row {rest % plane / c.ImageWidth}, column {rest % c.ImageWidth}; pixels must be finite values in [0, 255].",
                 nameof(pixels));
         }
