@@ -10,6 +10,30 @@ namespace Crate.MLNet;
 /// </summary>
 public static class CrateCatalog
 {
+    /// <summary>Trains a CRATE image classifier (see <see cref="CrateImageClassificationTrainer"/>).</summary>
+    /// <param name="catalog">The multiclass trainers catalog (<c>mlContext.MulticlassClassification.Trainers</c>).</param>
+    /// <param name="labelColumnName">The key-typed label column.</param>
+    /// <param name="imageColumnName">The image column: a pixel vector (bytes or floats, 0..255, <c>[C, H, W]</c>) or an <see cref="Microsoft.ML.Data.MLImage"/>.</param>
+    /// <param name="preset">The trunk: <c>mini</c>, <c>tiny</c>, <c>small</c>, <c>base</c> or <c>large</c>.</param>
+    /// <param name="epochs">Epochs to train.</param>
+    /// <param name="batchSize">Images per optimiser step.</param>
+    /// <param name="learningRate">Peak learning rate (AdamW).</param>
+    public static CrateImageClassificationTrainer Crate(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        string labelColumnName = DefaultColumnNames.Label, string imageColumnName = DefaultColumnNames.Image, string preset = "mini",
+        int epochs = 10, int batchSize = 128, double learningRate = 1e-3) =>
+        catalog.Crate(new CrateImageClassificationTrainer.Options
+        {
+            LabelColumnName = labelColumnName, ImageColumnName = imageColumnName, Preset = preset,
+            Epochs = epochs, BatchSize = batchSize, LearningRate = learningRate,
+        });
+
+    /// <summary>Trains a CRATE image classifier with every option (see <see cref="CrateImageClassificationTrainer.Options"/>).</summary>
+    /// <param name="catalog">The multiclass trainers catalog (<c>mlContext.MulticlassClassification.Trainers</c>).</param>
+    /// <param name="options">The options.</param>
+    public static CrateImageClassificationTrainer Crate(this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
+        CrateImageClassificationTrainer.Options options) =>
+        new(CatalogContext.Of((object)catalog), options);
+
     /// <summary>Classifies images with an exported Crate ONNX model (see <see cref="CrateImageClassifierEstimator"/>).</summary>
     /// <param name="catalog">The transforms catalog (<c>mlContext.Transforms</c>).</param>
     /// <param name="modelFile">The exported ONNX model.</param>

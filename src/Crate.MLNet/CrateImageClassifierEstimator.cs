@@ -7,7 +7,7 @@ namespace Crate.MLNet;
 
 /// <summary>
 /// Classifies images with an already trained, exported Crate model (an ONNX file written by
-/// <c>crate export</c>, <c>CrateImageClassificationTrainer.Options.OnnxModelPath</c> or <c>CrateOnnxExporter</c>).
+/// <c>crate export</c>, <see cref="CrateImageClassificationTrainer.Options.OnnxModelPath"/> or <c>CrateOnnxExporter</c>).
 /// Create it with <see cref="CrateCatalog.ApplyCrateClassifier"/>.
 /// </summary>
 /// <remarks>
@@ -24,7 +24,7 @@ namespace Crate.MLNet;
 /// <see cref="Fit"/> trains nothing: it checks the input and returns a chain of ML.NET's own transformers
 /// (image preparation, <c>ApplyOnnxModel</c>, <c>Concatenate</c>, <c>MapValue</c>, <c>DropColumns</c>). The chain saves and loads with
 /// <c>mlContext.Model.Save</c>/<c>Load</c>, the ONNX bytes inside the .zip, and scores in a process that references only
-/// ML.NET and ONNX Runtime. It scores one row at a time, as <c>ApplyOnnxModel</c> does; <c>CrateBatchScorer</c> scores in batches.
+/// ML.NET and ONNX Runtime. It scores one row at a time, as <c>ApplyOnnxModel</c> does; <see cref="CrateBatchScorer"/> scores in batches.
 /// <see cref="MLContext.GpuDeviceId"/> and <see cref="MLContext.FallbackToCpu"/> choose the ONNX Runtime device.
 /// </para>
 /// <para>

@@ -1,6 +1,7 @@
 using Crate.Core.Data;
 using Crate.Core.Model;
 using Crate.Onnx.Export;
+using Crate.Onnx.Runtime;
 using Crate.Training.Model;
 using Microsoft.ML;
 using TorchSharp;
@@ -9,7 +10,8 @@ namespace Crate.MLNet.Tests;
 
 /// <summary>
 /// Shared test material: a small CRATE model (the mini trunk made shallow, TorchSharp's own initialisation, seeded),
-/// exported to ONNX once, and a few Fashion-MNIST test images as an ML.NET data view.
+/// exported to ONNX once, and a few Fashion-MNIST test images with the exported model's own batched scores as the
+/// independent reference every ML.NET path is compared with.
 /// </summary>
 [SetUpFixture]
 public sealed class Fixture
@@ -19,8 +21,9 @@ public sealed class Fixture
 
     public static string Directory { get; private set; } = "";
     public static string OnnxPath { get; private set; } = "";
-    public static byte[] OnnxBytes { get; private set; } = [];
     public static ImageDataset Images { get; private set; } = null!;
+    /// <summary>ONNX Runtime's scores of <see cref="Images"/> on the exported (batched) graph.</summary>
+    public static CrateScores Reference { get; private set; } = null!;
 
     [OneTimeSetUp]
     public void Create()
@@ -31,8 +34,9 @@ public sealed class Fixture
         using var model = new CrateModel(Config);
         OnnxPath = Path.Combine(Directory, "mini.onnx");
         CrateOnnxExporter.ExportToFile(model.ToWeights(), OnnxPath);
-        OnnxBytes = File.ReadAllBytes(OnnxPath);
         Images = IdxReader.FashionMnist(train: false, limit: 96);
+        using var onnx = CrateOnnxModel.Load(OnnxPath);
+        Reference = onnx.Score(Pixels(Images));
     }
 
     [OneTimeTearDown]
@@ -44,10 +48,20 @@ public sealed class Fixture
     /// <summary>A file path in the test directory.</summary>
     public static string PathOf(string name) => Path.Combine(Directory, name);
 
-    /// <summary>The test images as a view: <c>Image</c> (bytes, [1, 28, 28]), <c>Label</c> (text) and the key-typed <c>Label</c>.</summary>
-    public static IDataView ImageView(MLContext ml, ImageDataset? images = null) =>
-        ml.Transforms.Conversion.MapValueToKey("Label", keyData: ml.Data.LoadFromEnumerable(Config.ClassNames.Select(n => new ClassName { Label = n })))
-            .Fit(ml.Data.LoadFromImageDataset(images ?? Images)).Transform(ml.Data.LoadFromImageDataset(images ?? Images));
+    /// <summary>All pixels of <paramref name="images"/> as floats, image after image.</summary>
+    public static float[] Pixels(ImageDataset images) =>
+        Enumerable.Range(0, images.Count).SelectMany(i => images.Image(i).ToArray()).Select(b => (float)b).ToArray();
+
+    /// <summary>Data view of <paramref name="images"/>: <c>Image</c> (bytes, [1, 28, 28]) and a key-typed <c>Label</c> in Fashion-MNIST's class order.</summary>
+    public static IDataView ImageView(MLContext ml, ImageDataset? images = null)
+    {
+        var data = ml.Data.LoadFromImageDataset(images ?? Images);
+        return LabelKeys(ml).Fit(data).Transform(data);
+    }
+
+    /// <summary>Maps text labels to keys numbered in Fashion-MNIST's class order (key k+1 = class k), whatever order the data holds them in.</summary>
+    public static IEstimator<ITransformer> LabelKeys(MLContext ml) =>
+        ml.Transforms.Conversion.MapValueToKey("Label", keyData: ml.Data.LoadFromEnumerable(IdxReader.FashionMnistClasses.Select(n => new ClassName { Label = n })));
 
     public sealed class ClassName
     {

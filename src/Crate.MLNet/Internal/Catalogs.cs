@@ -1,4 +1,5 @@
 using System.Reflection;
+using Crate.Onnx.Runtime;
 using Microsoft.ML;
 using Microsoft.ML.Runtime;
 
@@ -43,6 +44,34 @@ internal sealed class CatalogContext
         var transforms = (TransformsCatalog?)typeof(TransformsCatalog).GetConstructor(Members, [typeof(IHostEnvironment)])?.Invoke([env])
             ?? throw Unsupported(catalog, "a TransformsCatalog constructor taking its environment");
         return new CatalogContext(env, transforms);
+    }
+
+    /// <summary>
+    /// Where <c>ApplyOnnxModel</c> for <paramref name="onnx"/> should come from: the user's catalog and <see cref="MLContext.GpuDeviceId"/> when
+    /// ONNX Runtime can start CUDA on that device (or none is asked for); when it cannot and <see cref="MLContext.FallbackToCpu"/> allows,
+    /// a CPU-only catalog, after one warning on the context's log and standard error.
+    /// </summary>
+    /// <remarks>
+    /// ML.NET's fallback catches only ONNX Runtime's errors, not the missing CUDA entry point of ONNX Runtime's CPU package, and it takes
+    /// the context's device whenever the call names none; so Crate asks ONNX Runtime first (through <see cref="CrateOnnxModel"/>, which
+    /// knows both failures) and, to stay on the CPU, builds the transformer on a context that asks for no GPU.
+    /// </remarks>
+    /// <exception cref="CrateOnnxException">CUDA is unavailable and the context does not allow falling back to the CPU.</exception>
+    public (TransformsCatalog Catalog, int? GpuDeviceId) OnnxScoring(byte[] onnx, string component)
+    {
+        if (GpuDeviceId is not int device) return (Transforms, null);
+        using var channel = Environment.Start(component);
+        var options = new CrateOnnxOptions
+        {
+            ExecutionProvider = CrateExecutionProvider.Cuda, DeviceId = device, FallbackToCpu = FallbackToCpu,
+            Warning = message =>
+            {
+                channel.Warning(MessageSensitivity.None, message);
+                Console.Error.WriteLine(message);
+            },
+        };
+        using var probe = CrateOnnxModel.Load(onnx, options, "the Crate model");
+        return probe.ExecutionProvider == CrateExecutionProvider.Cuda ? (Transforms, device) : (new MLContext().Transforms, null);
     }
 
     /// <summary>A seed drawn from the context's random source: fixed when the context was created with a seed, random otherwise.</summary>

@@ -41,12 +41,13 @@ internal static class ScoringChain
         // with 'combine', which yields a scalar key. Hashing the K possible indices once gives the table that maps each
         // hash back to its class name; value mapping with keys numbers the names in the order given (class order).
         var transforms = context.Transforms;
+        var (scoring, gpu) = context.OnnxScoring(crateOnnx, "Crate");
         var hash = transforms.Conversion.Hash(new HashingEstimator.ColumnOptions(PredictedHashColumn, PredictedIndexColumn, numberOfBits: 30, combine: true));
         var hashes = HashesOfIndices(hash, config.NumClasses);
         var hashToName = hashes.Select((h, k) => new KeyValuePair<uint, string>(h, classNames[k]));
 
         var steps = prepare
-            .Append<ITransformer>(transforms.ApplyOnnxModel([scoreColumn, PredictedIndexColumn], [onnxInput], new MemoryStream(graph), context.GpuDeviceId, context.FallbackToCpu))
+            .Append<ITransformer>(scoring.ApplyOnnxModel([scoreColumn, PredictedIndexColumn], [onnxInput], new MemoryStream(graph), gpu, context.FallbackToCpu))
             .Append<ITransformer>(hash)
             .Append<ITransformer>(transforms.Conversion.MapValue(predictedLabelColumn, hashToName, PredictedHashColumn, treatValuesAsKeyType: true))
             .Append<ITransformer>(transforms.DropColumns([PredictedIndexColumn, PredictedHashColumn, .. Intermediates(pixels)]));
@@ -79,8 +80,9 @@ internal static class ScoringChain
         var (prepare, onnxInput) = Prepare(context.Transforms, pixels, config);
         var graph = RowScoringGraph.ForFeatures(crateOnnx, new PixelInput(onnxInput, pixels.Source == PixelSource.Bytes, config), featuresColumn);
         var transforms = context.Transforms;
+        var (scoring, gpu) = context.OnnxScoring(crateOnnx, "Crate");
         var steps = prepare
-            .Append<ITransformer>(transforms.ApplyOnnxModel([featuresColumn], [onnxInput], new MemoryStream(graph), context.GpuDeviceId, context.FallbackToCpu));
+            .Append<ITransformer>(scoring.ApplyOnnxModel([featuresColumn], [onnxInput], new MemoryStream(graph), gpu, context.FallbackToCpu));
         if (pixels.Source == PixelSource.Image) steps = steps.Append<ITransformer>(transforms.DropColumns(Intermediates(pixels)));
         return steps.Fit(input);
     }
@@ -90,7 +92,7 @@ internal static class ScoringChain
     /// vectors go in as they are (the graph casts bytes); images are resized to the network's size and their
     /// channels extracted planar (<c>[C, H, W]</c>, values 0..255), the layout the exported graph expects.
     /// </summary>
-    private static (EstimatorChain<ITransformer> Steps, string OnnxInput) Prepare(TransformsCatalog transforms, PixelColumn pixels, CrateConfig config)
+    internal static (EstimatorChain<ITransformer> Steps, string OnnxInput) Prepare(TransformsCatalog transforms, PixelColumn pixels, CrateConfig config)
     {
         var steps = new EstimatorChain<ITransformer>();
         if (pixels.Source != PixelSource.Image)
