@@ -55,8 +55,8 @@ internal static class BenchInferCommand
                 using var seeded = new CrateModel(shape.Build(parse, parse.GetValue(preset)!));
                 weights = seeded.ToWeights();
             }
-            var command = "crate bench infer " + string.Join(" ", parse.Tokens.Select(t => t.Value));
-            var markdown = Run(weights, sizes, TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(ceilingSize), command.Trim());
+            var commandLine = "crate " + string.Join(" ", Environment.GetCommandLineArgs().Skip(1));
+            var markdown = Run(weights, sizes, TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(ceilingSize), commandLine);
             if (!parse.GetValue(noRecord))
             {
                 var path = parse.GetValue(record)?.FullName ?? Path.Combine(RepoRoot(), "BENCHMARKS.md");
@@ -107,7 +107,7 @@ internal static class BenchInferCommand
                 torchRate = Math.Max(torchRate, ImagesPerSecond(() => TorchLogits(), b, duration / Rounds));
             }
             rows.Add((b, ortRate, torchRate, diff));
-            Console.WriteLine($"batch {b}: ONNX Runtime {ortRate:F0} images/s, TorchSharp eager {torchRate:F0} images/s (max |logits diff| {diff:E1})");
+            Console.WriteLine($"batch {b}: ONNX Runtime {ortRate:F0} images/s, TorchSharp eager {torchRate:F0} images/s (max |logits diff| {diff.ToString("0.0E+0", CultureInfo.InvariantCulture)})");
         }
         var ceiling = OnnxRuntimeCeiling.MatMulGflops(ceilingSize, cores, duration);
         Console.WriteLine($"ONNX Runtime MatMul {ceilingSize}^3: {ceiling:F0} GFLOP/s");
@@ -137,7 +137,7 @@ internal static class BenchInferCommand
         md.AppendLine("| batch | ONNX Runtime images/s | TorchSharp eager images/s | ORT / TorchSharp | ORT GFLOP/s (% of ceiling) | TorchSharp GFLOP/s (% of ceiling) | max \\|logits diff\\| |");
         md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in rows)
-            md.AppendLine($"| {r.Batch} | {r.Ort:F0} | {r.Torch:F0} | {r.Ort / r.Torch:F2}x | {Utilisation(r.Ort, flops, ceiling)} | {Utilisation(r.Torch, flops, ceiling)} | {r.Diff:E1} |");
+            md.AppendLine($"| {r.Batch} | {r.Ort:F0} | {r.Torch:F0} | {r.Ort / r.Torch:F2}x | {Utilisation(r.Ort, flops, ceiling)} | {Utilisation(r.Torch, flops, ceiling)} | {r.Diff.ToString("0.0E+0", CultureInfo.InvariantCulture)} |");
         md.AppendLine();
         md.AppendLine(verdict + ".");
         return md.ToString();
@@ -211,8 +211,11 @@ internal static class BenchInferCommand
     {
         try
         {
-            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
-            if (line != null) return line[(line.IndexOf(':') + 1)..].Trim();
+            string? Field(string name) => File.ReadLines("/proc/cpuinfo").Where(l => l.StartsWith(name, StringComparison.Ordinal))
+                .Select(l => l[(l.IndexOf(':') + 1)..].Trim()).FirstOrDefault();
+            var flags = (Field("flags") ?? "").Split(' ');
+            var simd = new[] { "avx2", "avx512f", "avx512_bf16" }.Where(flags.Contains).ToArray();
+            if (Field("model name") is { } model) return simd.Length > 0 ? $"{model} ({string.Join(", ", simd)})" : model;
         }
         catch (IOException) { }
         return "unknown CPU";
