@@ -151,6 +151,7 @@ public sealed class BatchLoader
                 yield return new Batch(images, labels, host.Indices, wait);
                 watch.Restart();
             }
+            cancellation.ThrowIfCancellationRequested();
             if (failure != null) throw new InvalidOperationException($"Preparing batches of '{_data.Name}' failed: {failure.Message}", failure);
         }
         finally

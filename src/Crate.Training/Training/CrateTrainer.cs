@@ -102,6 +102,7 @@ public sealed class CrateTrainer
                 stopReason = $"early stopping after epoch {epoch - 1}: validation top-1 has not improved for {state.EpochsWithoutImprovement} epochs";
                 break;
             }
+            cancellation.ThrowIfCancellationRequested();
             var metrics = run.TrainEpoch(epoch, state);
             var scores = validation != null ? CrateEvaluation.Evaluate(model, validation, o.EvaluationBatchSize, cancellation) : null;
             var previous = state.BestEpoch > 0 ? state.History[state.BestEpoch - 1] : null;
@@ -213,6 +214,7 @@ public sealed class CrateTrainer
             foreach (var batch in loader.Epoch(epoch, cancellation: cancellation))
             {
                 using var b = batch;
+                cancellation.ThrowIfCancellationRequested();
                 wait += b.Wait.TotalSeconds;
                 step++;
                 lr = schedule.At(state.GlobalStep + step - 1);
