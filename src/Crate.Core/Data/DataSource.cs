@@ -49,9 +49,7 @@ public static class DataSource
         }
         if (Directory.Exists(spec))
         {
-            var test = new[] { "test", "val", "validation" }.Select(n => Path.Combine(spec, n)).FirstOrDefault(Directory.Exists);
-            var train = Path.Combine(spec, "train");
-            if (test != null && Directory.Exists(train)) return ImageReader.ReadFolder(split == DataSplit.Train ? train : test, options);
+            if (SplitFolders(spec) is { } parts) return ImageReader.ReadFolder(split == DataSplit.Train ? parts.Train : parts.Test, options);
             return ImageReader.ReadFolder(spec, options);
         }
         if (File.Exists(spec) && Path.GetExtension(spec).ToLowerInvariant() is ".csv" or ".tsv" or ".txt")
@@ -59,6 +57,19 @@ public static class DataSource
         if (File.Exists(spec))
             throw new DataException($"Data file '{spec}' is not a .csv/.tsv/.txt list of 'path,label' rows.");
         throw new DataException($"Data source '{spec}' does not exist: use '{FashionMnist}', '{Generated}', a folder of class subfolders, or a .csv/.tsv list.");
+    }
+
+    /// <summary>Whether <paramref name="spec"/> has a held-out test split (Fashion-MNIST, generated, or a folder with train and test subfolders).</summary>
+    public static bool HasTestSplit(string spec) =>
+        string.Equals(spec, FashionMnist, StringComparison.OrdinalIgnoreCase) || string.Equals(spec, Generated, StringComparison.OrdinalIgnoreCase)
+        || (Directory.Exists(spec) && SplitFolders(spec) != null);
+
+    /// <summary>The train and test (or val) subfolders of a split folder, or null.</summary>
+    private static (string Train, string Test)? SplitFolders(string folder)
+    {
+        var train = Path.Combine(folder, "train");
+        var test = new[] { "test", "val", "validation" }.Select(n => Path.Combine(folder, n)).FirstOrDefault(Directory.Exists);
+        return test != null && Directory.Exists(train) ? (train, test) : null;
     }
 
     /// <summary>

@@ -178,6 +178,8 @@ public class ImageReaderTests
         Png("split/test/b/5.png", 5);
         Assert.That(DataSource.Load(Path.Combine(_dir, "split"), DataSplit.Train).Data.Count, Is.EqualTo(2));
         Assert.That(DataSource.Load(Path.Combine(_dir, "split"), DataSplit.Test).Data.Count, Is.EqualTo(3));
+        Assert.That(DataSource.HasTestSplit(Path.Combine(_dir, "split")), Is.True);
+        Assert.That(DataSource.HasTestSplit(Path.Combine(_dir, "split", "train")), Is.False);
     }
 
     [Test]
