@@ -167,4 +167,22 @@ public class TrainerTests
         var error = Assert.Throws<ArgumentException>(() => new CrateTrainer(new() { Epochs = 1 }).Train(Small, data))!;
         Assert.That(error.Message, Does.Contain("1x32x32 images; the model takes 1x28x28"));
     }
+
+    [Test]
+    public void Resuming_from_a_damaged_or_foreign_file_says_so()
+    {
+        var data = GeneratedShapes.Create(20, seed: 0);
+        var last = Path.Combine(_dir, Checkpoint.LastFile);
+        var options = new TrainerOptions { Epochs = 1, Resume = true, CheckpointDirectory = _dir, Threads = Threads };
+        var missing = Assert.Throws<TrainingException>(() => new CrateTrainer(options).Train(Small, data))!;
+        Assert.That(missing.Message, Is.EqualTo($"Checkpoint '{last}' does not exist."));
+
+        new CrateModel(Small).ToWeights().Save(last);
+        var foreign = Assert.Throws<TrainingException>(() => new CrateTrainer(options).Train(Small, data))!;
+        Assert.That(foreign.Message, Does.StartWith($"'{last}' is not a training checkpoint"));
+
+        File.WriteAllBytes(last, File.ReadAllBytes(last)[..100]);
+        var damaged = Assert.Throws<TrainingException>(() => new CrateTrainer(options).Train(Small, data))!;
+        Assert.That(damaged.Message, Does.StartWith($"Checkpoint '{last}' cannot be read: "));
+    }
 }
