@@ -185,4 +185,18 @@ public class TrainerTests
         var damaged = Assert.Throws<TrainingException>(() => new CrateTrainer(options).Train(Small, data))!;
         Assert.That(damaged.Message, Does.StartWith($"Checkpoint '{last}' cannot be read: "));
     }
+
+    [Test]
+    public void Early_stopping_ends_the_run_after_the_patience_runs_out()
+    {
+        // A learning rate of 1e-30 leaves float32 weights unchanged, so validation never improves after epoch 1.
+        var data = GeneratedShapes.Create(100, seed: 0);
+        var result = new CrateTrainer(new TrainerOptions
+        {
+            Epochs = 6, BatchSize = 50, LearningRate = 1e-30, MinLearningRate = 0, ValidationFraction = 0.2, EarlyStoppingPatience = 2, Threads = Threads,
+        }).Train(Small, data);
+        Assert.That(result.History.Select(h => h.IsBest), Is.EqualTo(new[] { true, false, false }));
+        Assert.That(result.BestEpoch, Is.EqualTo(1));
+        Assert.That(result.StopReason, Is.EqualTo("early stopping after epoch 3: validation top-1 has not improved for 2 epochs"));
+    }
 }
