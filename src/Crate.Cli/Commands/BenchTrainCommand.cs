@@ -6,6 +6,7 @@ using Crate.Core.Data;
 using Crate.Core.IO;
 using Crate.Core.Model;
 using Crate.Training;
+using Crate.Training.Model;
 using Spectre.Console;
 using TorchSharp;
 
@@ -13,7 +14,7 @@ namespace Crate.Cli.Commands;
 
 /// <summary>
 /// <c>crate bench train</c>: training throughput of a few model sizes through the real trainer (loader,
-/// optimiser, schedule), next to this machine's float32 matrix-multiply peak measured through libtorch in the
+/// optimiser, schedule), next to this machine's float32 (and bfloat16) matrix-multiply peak measured through libtorch in the
 /// same run, recorded in BENCHMARKS.md.
 /// </summary>
 internal static class BenchTrainCommand
@@ -21,16 +22,19 @@ internal static class BenchTrainCommand
     private const string Begin = "<!-- crate bench train: begin -->";
     private const string End = "<!-- crate bench train: end -->";
 
-    private sealed record Case(string Name, CrateConfig Config, int BatchSize, OptimizerKind Optimizer);
+    private sealed record Case(string Name, CrateConfig Config, int BatchSize, OptimizerKind Optimizer, bool BFloat16);
+
+    private static readonly CrateConfig Wide =
+        CratePresets.Mini with { Preset = "custom", Dim = 384, Heads = 6, DimHead = 64, ImageHeight = 32, ImageWidth = 32, Channels = 3, Mean = [], Std = [] };
 
     private static readonly Case[] Cases =
     [
-        new("mini 28x28x1 p4, batch 128, AdamW", CratePresets.Mini, 128, OptimizerKind.AdamW),
-        new("mini 28x28x1 p4, batch 128, Lion", CratePresets.Mini, 128, OptimizerKind.Lion),
-        new("mini 28x28x1 p4, batch 32, AdamW", CratePresets.Mini, 32, OptimizerKind.AdamW),
-        new("dim 384 depth 6 32x32x3 p4, batch 64, AdamW",
-            CratePresets.Mini with { Preset = "custom", Dim = 384, Heads = 6, DimHead = 64, ImageHeight = 32, ImageWidth = 32, Channels = 3, Mean = [], Std = [] },
-            64, OptimizerKind.AdamW),
+        new("mini 28x28x1 p4, batch 128, AdamW, float32", CratePresets.Mini, 128, OptimizerKind.AdamW, false),
+        new("mini 28x28x1 p4, batch 128, Lion, float32", CratePresets.Mini, 128, OptimizerKind.Lion, false),
+        new("mini 28x28x1 p4, batch 32, AdamW, float32", CratePresets.Mini, 32, OptimizerKind.AdamW, false),
+        new("dim 384 depth 6 32x32x3 p4, batch 64, AdamW, float32", Wide, 64, OptimizerKind.AdamW, false),
+        new("mini 28x28x1 p4, batch 128, AdamW, bfloat16", CratePresets.Mini, 128, OptimizerKind.AdamW, true),
+        new("dim 384 depth 6 32x32x3 p4, batch 64, AdamW, bfloat16", Wide, 64, OptimizerKind.AdamW, true),
     ];
 
     public static Command Create()
@@ -40,7 +44,7 @@ internal static class BenchTrainCommand
         var threads = new Option<int>("--threads") { Description = "libtorch threads.", DefaultValueFactory = _ => Environment.ProcessorCount };
         var record = new Option<FileInfo?>("--record") { Description = "Markdown file whose training section is replaced (default BENCHMARKS.md)." };
         var noRecord = new Option<bool>("--no-record") { Description = "Print only; write no file." };
-        var command = new Command("train", "Training throughput (images/s) of several model sizes, and as a fraction of the measured float32 matmul peak.")
+        var command = new Command("train", "Training throughput (images/s) of several model sizes, and as a fraction of the matmul peak measured in the same precision.")
         {
             steps, warmupSteps, threads, record, noRecord,
         };
@@ -50,29 +54,31 @@ internal static class BenchTrainCommand
             if (n < 2 || warm < 1 || threadCount < 1) throw new ArgumentException("--steps must be at least 2, --warmup-steps and --threads at least 1.");
             torch.set_num_threads(threadCount);
             var loadBefore = LoadAverage();
-            double peak = MatmulPeak(2048);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"float32 matmul peak (libtorch mm 2048^3, {threadCount} threads): {peak:F1} GFLOP/s"));
+            var cases = Cases.Where(c => !c.BFloat16 || MixedPrecision.CpuSupportsBFloat16).ToArray();
+            var peaks = cases.Select(c => c.BFloat16).Distinct().ToDictionary(bf16 => bf16, bf16 => MatmulPeak(2048, bf16));
+            foreach (var (bf16, peak) in peaks)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{Precision(bf16)} matmul peak (libtorch mm 2048^3, {threadCount} threads): {peak:F1} GFLOP/s"));
 
-            var rows = new List<(Case Case, double ImagesPerSecond, double Gflops, double DataWait)>();
-            foreach (var c in Cases)
+            var rows = new List<Row>();
+            foreach (var c in cases)
             {
                 var (imagesPerSecond, dataWait) = Measure(c, warm, n, threadCount);
-                double gflops = imagesPerSecond * 3 * ForwardMatmulFlops(c.Config) / 1e9;
-                rows.Add((c, imagesPerSecond, gflops, dataWait));
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{c.Name}: {imagesPerSecond:F0} images/s, {gflops:F1} GFLOP/s = {gflops / peak:P0} of peak"));
+                var row = new Row(c, imagesPerSecond, imagesPerSecond * 3 * ForwardMatmulFlops(c.Config) / 1e9, peaks[c.BFloat16], dataWait);
+                rows.Add(row);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{c.Name}: {imagesPerSecond:F0} images/s, {row.Gflops:F1} GFLOP/s = {row.Gflops / row.Peak:P0} of the {Precision(c.BFloat16)} peak"));
             }
             var loadAfter = LoadAverage();
 
             var table = new Table().AddColumn("case").AddColumn(new TableColumn("images/s").RightAligned())
-                .AddColumn(new TableColumn("GFLOP/s").RightAligned()).AddColumn(new TableColumn("of peak").RightAligned());
+                .AddColumn(new TableColumn("GFLOP/s").RightAligned()).AddColumn(new TableColumn("of its peak").RightAligned());
             foreach (var r in rows)
-                table.AddRow(Markup.Escape(r.Case.Name), F(r.ImagesPerSecond, "F0"), F(r.Gflops, "F1"), F(r.Gflops / peak, "P0"));
+                table.AddRow(Markup.Escape(r.Case.Name), F(r.ImagesPerSecond, "F0"), F(r.Gflops, "F1"), F(r.Gflops / r.Peak, "P0"));
             AnsiConsole.Write(table);
 
             if (!parse.GetValue(noRecord))
             {
                 var path = parse.GetValue(record)?.FullName ?? Path.GetFullPath("BENCHMARKS.md");
-                Record(path, Section(rows, peak, n, warm, threadCount, loadBefore, loadAfter));
+                Record(path, Section(rows, peaks, n, warm, threadCount, loadBefore, loadAfter));
                 Console.WriteLine($"recorded in {path}");
             }
             return 0;
@@ -93,12 +99,17 @@ internal static class BenchTrainCommand
         return 2 * (c.NumPatches * (double)c.PatchDim * d + c.Depth * tokens * perToken + d * c.NumClasses);
     }
 
-    /// <summary>Best of three timed rounds of ten <c>mm</c> of two n x n float32 matrices, in GFLOP/s.</summary>
-    private static double MatmulPeak(int size)
+    private sealed record Row(Case Case, double ImagesPerSecond, double Gflops, double Peak, double DataWait);
+
+    private static string Precision(bool bf16) => bf16 ? "bfloat16" : "float32";
+
+    /// <summary>Best of three timed rounds of ten <c>mm</c> of two n x n matrices (float32 or bfloat16), in GFLOP/s.</summary>
+    private static double MatmulPeak(int size, bool bf16)
     {
         using var scope = torch.NewDisposeScope();
-        var a = torch.randn(size, size);
-        var b = torch.randn(size, size);
+        var type = bf16 ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32;
+        var a = torch.randn(size, size).to(type);
+        var b = torch.randn(size, size).to(type);
         for (int i = 0; i < 2; i++) torch.mm(a, b).Dispose();
         double best = 0;
         for (int round = 0; round < 3; round++)
@@ -120,15 +131,14 @@ internal static class BenchTrainCommand
         var trainer = new CrateTrainer(new TrainerOptions
         {
             Epochs = 1, BatchSize = c.BatchSize, Optimizer = c.Optimizer, LearningRate = c.Optimizer == OptimizerKind.Lion ? 3e-4 : 1e-3,
-            ValidationFraction = 0, Threads = threads, MaxStepsPerEpoch = warm + steps,
+            ValidationFraction = 0, Threads = threads, MaxStepsPerEpoch = warm + steps, BFloat16 = c.BFloat16,
             OnStep = _ => times.Add(clock.Elapsed.TotalSeconds), OnEpoch = m => wait = m.DataWaitSeconds,
         });
         using var model = trainer.Train(c.Config, data).Model;
         return (c.BatchSize * (steps - 1) / (times[^1] - times[warm]), wait);
     }
 
-    private static string Section(List<(Case Case, double ImagesPerSecond, double Gflops, double DataWait)> rows, double peak, int steps, int warm,
-        int threads, double? loadBefore, double? loadAfter)
+    private static string Section(List<Row> rows, Dictionary<bool, double> peaks, int steps, int warm, int threads, double? loadBefore, double? loadAfter)
     {
         var s = new StringBuilder();
         s.AppendLine(Begin);
@@ -142,12 +152,13 @@ internal static class BenchTrainCommand
             s.AppendLine(F($"Load average before/after: {before:F2}/{after:F2}{(busy ? " - other work shared the cores during this run, so these figures understate a quiet machine." : " (quiet machine).")}"));
         }
         s.AppendLine();
-        s.AppendLine(F($"Float32 matmul peak, libtorch `mm` 2048x2048x2048, best of 3x10: **{peak:F1} GFLOP/s**."));
+        foreach (var (bf16, peak) in peaks)
+            s.AppendLine(F($"Matmul peak, libtorch `mm` 2048x2048x2048 in {Precision(bf16)}, best of 3x10: **{peak:F1} GFLOP/s**."));
         s.AppendLine();
-        s.AppendLine("| case | images/s | GFLOP/s | of matmul peak | data wait |");
+        s.AppendLine("| case | images/s | GFLOP/s | of the matmul peak in its precision | data wait |");
         s.AppendLine("|---|---:|---:|---:|---:|");
         foreach (var r in rows)
-            s.AppendLine(F($"| {r.Case.Name} | {r.ImagesPerSecond:F0} | {r.Gflops:F1} | {r.Gflops / peak:P0} | {r.DataWait:F2} s |"));
+            s.AppendLine(F($"| {r.Case.Name} | {r.ImagesPerSecond:F0} | {r.Gflops:F1} | {r.Gflops / r.Peak:P0} | {r.DataWait:F2} s |"));
         s.AppendLine();
         s.AppendLine("GFLOP/s = images/s x 3 x forward matmul FLOPs per image (backward ~ 2x forward). Forward matmul FLOPs per image = " +
             "2 x [N p^2 C d + depth x T x (d inner + 2 T inner + inner d + d^2) + d k] with N patches, T = N+1 tokens, inner = heads x dim_head, " +

@@ -3,6 +3,7 @@ using System.Globalization;
 using Crate.Core.Data;
 using Crate.Core.Model;
 using Crate.Training;
+using Crate.Training.Model;
 using Spectre.Console;
 
 namespace Crate.Cli.Commands;
@@ -24,7 +25,7 @@ internal static class EvaluateCommand
         {
             TorchSharp.torch.set_num_threads(parse.GetValue(threads));
             var file = parse.GetRequiredValue(weights).FullName;
-            var model = CrateEvaluation.LoadModel(CrateWeights.Load(file));
+            var model = CrateModelWeights.LoadModel(file);
             var dataSplit = parse.GetValue(split) == "train" ? DataSplit.Train : DataSplit.Test;
             var set = data.Load(parse, DataSource.Generated, dataSplit, DataOptions.For(model.Config));
             var result = CrateEvaluation.Evaluate(model, set, parse.GetValue(batchSize));

@@ -3,6 +3,7 @@ using System.Globalization;
 using Crate.Core.Data;
 using Crate.Core.Model;
 using Crate.Training;
+using Crate.Training.Model;
 
 namespace Crate.Cli.Commands;
 
@@ -18,7 +19,7 @@ internal static class PredictCommand
         var command = new Command("predict", "Classify image files: top-k class names with probabilities, one line per image.") { weights, images, top, skip };
         command.SetAction(parse =>
         {
-            var model = CrateEvaluation.LoadModel(CrateWeights.Load(parse.GetRequiredValue(weights).FullName));
+            var model = CrateModelWeights.LoadModel(parse.GetRequiredValue(weights).FullName);
             var config = model.Config;
             int k = Math.Clamp(parse.GetValue(top), 1, config.NumClasses);
             var files = parse.GetRequiredValue(images).SelectMany(Expand).ToList();

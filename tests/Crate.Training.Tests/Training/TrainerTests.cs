@@ -49,7 +49,7 @@ public class TrainerTests
         var best = result.History[result.BestEpoch - 1];
         Assert.That(best.ValidationTop1, Is.EqualTo(result.History.Max(h => h.ValidationTop1)));
         var weights = CrateWeights.Load(Path.Combine(_dir, Checkpoint.WeightsFile));
-        var reloaded = CrateEvaluation.LoadModel(weights);
+        using var reloaded = CrateModelWeights.LoadModel(Path.Combine(_dir, Checkpoint.WeightsFile));
         var again = CrateEvaluation.Evaluate(reloaded, test);
         Assert.That(again.Top1, Is.EqualTo(result.Test.Top1));
         // Normalisation stored with the model is the training split's statistics.
