@@ -1,7 +1,10 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using Crate.Cli.Commands;
+using Crate.Training;
 
+// Before libtorch loads: the cores here are usually shared, and spinning OpenMP threads then starve the work.
+OpenMpWaitPolicy.PreferPassive();
 var root = new RootCommand("crate: train, inspect, export and serve CRATE white-box transformers.")
 {
     InfoCommand.Create(),
