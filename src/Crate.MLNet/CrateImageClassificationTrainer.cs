@@ -160,14 +160,14 @@ public sealed class CrateImageClassificationTrainer : IEstimator<TransformerChai
         return ScoringChain.Classifier(_context, input, onnx, result.Config, pixels, o.ScoreColumnName, o.PredictedLabelColumnName);
     }
 
-    /// <summary>The input columns plus <c>Score</c> and <c>PredictedLabel</c> (as many classes as the label key has).</summary>
+    /// <summary>The input columns plus <c>Score</c> and <c>PredictedLabel</c>.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The label or image column is missing or of a type Crate cannot use.</exception>
     public SchemaShape GetOutputSchema(SchemaShape inputSchema)
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
-        int classes = LabelColumn.Check(inputSchema, _options.LabelColumnName);
+        LabelColumn.Check(inputSchema, _options.LabelColumnName);
         PixelColumn.Check(inputSchema, _options.ImageColumnName);
-        return OutputSchema.Classification(inputSchema, classes, _options.ScoreColumnName, _options.PredictedLabelColumnName);
+        return OutputSchema.Classification(inputSchema, _options.ScoreColumnName, _options.PredictedLabelColumnName);
     }
 
     /// <summary>The trunk from the preset or <see cref="Options.Architecture"/>, with the input geometry of the data.</summary>

@@ -69,6 +69,6 @@ public sealed class CrateImageClassifierEstimator : IEstimator<TransformerChain<
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         PixelColumn.Check(inputSchema, _imageColumn);
-        return OutputSchema.Classification(inputSchema, _model.Config.NumClasses, _scoreColumn, _predictedLabelColumn);
+        return OutputSchema.Classification(inputSchema, _scoreColumn, _predictedLabelColumn);
     }
 }

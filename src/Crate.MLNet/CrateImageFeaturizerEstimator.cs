@@ -56,6 +56,6 @@ public sealed class CrateImageFeaturizerEstimator : IEstimator<TransformerChain<
     {
         ArgumentNullException.ThrowIfNull(inputSchema);
         PixelColumn.Check(inputSchema, _inputColumn);
-        return OutputSchema.Features(inputSchema, _model.Config.Dim, _outputColumn);
+        return OutputSchema.Features(inputSchema, _outputColumn);
     }
 }

@@ -23,15 +23,14 @@ internal sealed record LabelColumn(string Name, string[] ClassNames)
         return new LabelColumn(name, ClassNamesOf(column, (int)key.Count));
     }
 
-    /// <summary>The same checks on a <see cref="SchemaShape"/>; returns the class count.</summary>
-    public static int Check(SchemaShape shape, string name)
+    /// <summary>The same checks on a <see cref="SchemaShape"/> (which records that a column is a key, not how many values it has).</summary>
+    public static void Check(SchemaShape shape, string name)
     {
         var column = shape.FirstOrDefault(c => c.Name == name);
         if (column.Name == null)
             throw new ArgumentOutOfRangeException(nameof(shape), $"The input has no label column '{name}'. Columns: {string.Join(", ", shape.Select(c => c.Name))}.");
-        if (!column.IsKey || column.Kind != SchemaShape.Column.VectorKind.Scalar || column.ItemType is not KeyDataViewType { Count: > 0 and <= int.MaxValue } key)
-            throw new ArgumentOutOfRangeException(nameof(shape), $"The label column '{name}' is {column.Kind} of {column.ItemType}; Crate needs a key type of known count. {string.Format(CultureInfo.InvariantCulture, Fix, name)}");
-        return (int)key.Count;
+        if (!column.IsKey || column.Kind != SchemaShape.Column.VectorKind.Scalar)
+            throw new ArgumentOutOfRangeException(nameof(shape), $"The label column '{name}' is {(column.IsKey ? "a key " : "")}{column.Kind} of {column.ItemType}; Crate needs a scalar key type. {string.Format(CultureInfo.InvariantCulture, Fix, name)}");
     }
 
     /// <summary>Key values as text when the column has them (text or any other type, formatted invariantly), else "0", "1", ...</summary>

@@ -14,9 +14,11 @@ internal static class OutputSchema
             ?.CreateDelegate<Func<DataViewSchema, SchemaShape>>()
         ?? throw new MissingMethodException("This ML.NET version has no SchemaShape.Create(DataViewSchema); Crate.MLNet is built for ML.NET 5.");
 
-    /// <summary><paramref name="input"/> plus <c>Score</c> (K floats, slot names) and <c>PredictedLabel</c> (a K-valued key with text values).</summary>
-    public static SchemaShape Classification(SchemaShape input, int classes, string scoreColumn, string predictedLabelColumn)
+    /// <summary><paramref name="input"/> plus <c>Score</c> (a vector of floats) and <c>PredictedLabel</c> (a key with text values).</summary>
+    /// <remarks>A schema shape records kinds, not sizes, so any class count gives the same shape.</remarks>
+    public static SchemaShape Classification(SchemaShape input, string scoreColumn, string predictedLabelColumn)
     {
+        const int classes = 2;
         var namesType = new VectorDataViewType(TextDataViewType.Instance, classes);
         var names = new VBuffer<ReadOnlyMemory<char>>(classes, Enumerable.Range(0, classes).Select(k => k.ToString().AsMemory()).ToArray());
         ValueGetter<VBuffer<ReadOnlyMemory<char>>> getNames = (ref VBuffer<ReadOnlyMemory<char>> value) => names.CopyTo(ref value);
@@ -32,11 +34,11 @@ internal static class OutputSchema
         return Merge(input, added.ToSchema());
     }
 
-    /// <summary><paramref name="input"/> plus a vector of <paramref name="size"/> floats.</summary>
-    public static SchemaShape Features(SchemaShape input, int size, string featuresColumn)
+    /// <summary><paramref name="input"/> plus a vector of floats.</summary>
+    public static SchemaShape Features(SchemaShape input, string featuresColumn)
     {
         var added = new DataViewSchema.Builder();
-        added.AddColumn(featuresColumn, new VectorDataViewType(NumberDataViewType.Single, size));
+        added.AddColumn(featuresColumn, new VectorDataViewType(NumberDataViewType.Single, 1));
         return Merge(input, added.ToSchema());
     }
 
