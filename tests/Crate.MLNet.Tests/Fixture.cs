@@ -2,6 +2,7 @@ using Crate.Core.Data;
 using Crate.Core.Model;
 using Crate.Onnx.Export;
 using Crate.Onnx.Runtime;
+using Crate.Training;
 using Crate.Training.Model;
 using Microsoft.ML;
 using TorchSharp;
@@ -28,6 +29,8 @@ public sealed class Fixture
     [OneTimeSetUp]
     public void Create()
     {
+        // Before libtorch loads: test runs share two cores, where spinning OpenMP threads slow libtorch several-fold.
+        OpenMpWaitPolicy.PreferPassive();
         Directory = Path.Combine(Path.GetTempPath(), "crate-mlnet-tests-" + Guid.NewGuid().ToString("N")[..8]);
         System.IO.Directory.CreateDirectory(Directory);
         torch.manual_seed(11);
