@@ -17,7 +17,8 @@ public class SampleSmokeTests
     public void FeaturizerWithLightGbmTrainsAndEvaluates()
     {
         var output = Fixture.PathOf("sample-b");
-        var result = Samples.Run("FeaturizerLightGbm", ["--train", "300", "--test", "100", "--iterations", "5", "--crate-epochs", "1", "--steps", "2", "--output", output]);
+        // The fixture's exported model as the featurizer (the sample's own CRATE training is the classification sample's path).
+        var result = Samples.Run("FeaturizerLightGbm", ["--onnx", Fixture.OnnxPath, "--train", "300", "--test", "100", "--iterations", "5", "--output", output]);
         Assert.That(result.ExitCode, Is.Zero, result.Output + result.Error);
         Assert.That(result.Output, Does.Contain("CRATE features + LightGBM: MicroAccuracy").And.Contain("CRATE's own head"));
         Assert.That(File.Exists(Path.Combine(output, "CrateLightGbmModel.zip")));
