@@ -44,7 +44,7 @@ internal static class BenchMlnetCommand
             if (n < 1 || b < 1 || r < 1) throw new ArgumentException("--images, --batch and --rounds must be at least 1.");
             torch.manual_seed(0);
             using var seeded = new CrateModel(CratePresets.ByName(parse.GetValue(preset)!));
-            var commandLine = ("crate bench mlnet " + string.Join(" ", parse.Tokens.Select(t => t.Value))).Trim();
+            var commandLine = "crate " + string.Join(" ", Environment.GetCommandLineArgs().Skip(1));
             var markdown = Run(seeded.ToWeights(), n, b, r, commandLine);
             if (!parse.GetValue(noRecord))
             {
