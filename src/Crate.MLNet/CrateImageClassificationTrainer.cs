@@ -109,6 +109,9 @@ public sealed class CrateImageClassificationTrainer : IEstimator<TransformerChai
 
         /// <summary>Training threads. Default null: the machine's cores.</summary>
         public int? Threads;
+        /// <summary>bfloat16 matrix products with float32 weights, norms and softmax (mixed precision). Default null: on where the CPU has bfloat16
+        /// dot products (AVX512_BF16). The exported network is float32 either way.</summary>
+        public bool? BFloat16;
         /// <summary>Seed of initialisation, validation split, order and augmentation. Default null: drawn from the MLContext's seed (fixed when the context has one).</summary>
         public int? Seed;
         /// <summary>Also write the trained network here as a plain ONNX file (batched input, for <see cref="CrateBatchScorer"/>, <see cref="CratePredictor"/>
@@ -200,7 +203,7 @@ public sealed class CrateImageClassificationTrainer : IEstimator<TransformerChai
             Epochs = o.Epochs, BatchSize = o.BatchSize, LearningRate = o.LearningRate, MinLearningRate = o.MinLearningRate, WarmupEpochs = o.WarmupEpochs,
             Optimizer = o.Optimizer, WeightDecay = o.WeightDecay, LabelSmoothing = o.LabelSmoothing, Augmentation = o.Augmentation,
             ValidationSet = validation, ValidationFraction = validation != null ? 0 : o.ValidationFraction, EarlyStoppingPatience = o.EarlyStoppingPatience,
-            MaxStepsPerEpoch = o.MaxStepsPerEpoch, Threads = o.Threads ?? Environment.ProcessorCount,
+            MaxStepsPerEpoch = o.MaxStepsPerEpoch, Threads = o.Threads ?? Environment.ProcessorCount, BFloat16 = o.BFloat16,
             Seed = o.Seed ?? _context.DrawSeed(nameof(CrateImageClassificationTrainer)),
             OnEpoch = metrics =>
             {
