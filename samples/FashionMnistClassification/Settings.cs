@@ -13,8 +13,8 @@ public sealed record Settings
     public int Epochs { get; init; } = 4;
     /// <summary>Cap on optimiser steps per epoch (null: all).</summary>
     public int? StepsPerEpoch { get; init; }
-    /// <summary>Where the model files go.</summary>
-    public string OutputDirectory { get; init; } = ".";
+    /// <summary>Where the model files go; default next to the sample's binaries (ignored by git).</summary>
+    public string OutputDirectory { get; init; } = AppContext.BaseDirectory;
     /// <summary>The exported ONNX network, for batched scoring and other runtimes.</summary>
     public string OnnxPath => Path.GetFullPath(Path.Combine(OutputDirectory, "FashionMnistModel.onnx"));
 

@@ -9,7 +9,7 @@ using Microsoft.ML;
 // CRATE as a featurizer: its pooled features feed LightGBM. Options:
 //   --onnx FILE      a trained Crate ONNX model (e.g. samples/FashionMnistClassification's FashionMnistModel.onnx);
 //                    without it a CRATE-mini is trained here first (--crate-epochs, --steps)
-//   --train N --test N --iterations N --output DIR
+//   --train N --test N --iterations N --output DIR (default: next to the binaries)
 OpenMpWaitPolicy.PreferPassive(); // before libtorch loads: on shared cores spinning OpenMP threads slow training several-fold
 var o = Options.Parse(args);
 Directory.CreateDirectory(o.Output);
@@ -61,7 +61,7 @@ internal sealed record Options(string? Onnx, int Train, int Test, int Iterations
 {
     public static Options Parse(string[] args)
     {
-        var o = new Options(null, 6_000, 2_000, 100, 2, null, ".");
+        var o = new Options(null, 6_000, 2_000, 100, 2, null, AppContext.BaseDirectory);
         for (int i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value.");

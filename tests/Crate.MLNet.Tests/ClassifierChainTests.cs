@@ -106,6 +106,23 @@ public class ClassifierChainTests
         Assert.That(warnings, Has.Some.Contains("CUDA").And.Some.Contains("CPU"), "one warning on the context's log");
     }
 
+    [Test]
+    public void TheOutputSchemaShapeIsWhatFitProduces()
+    {
+        var ml = new MLContext(1);
+        var data = Fixture.ImageView(ml);
+        var estimator = ml.Transforms.ApplyCrateClassifier(Fixture.OnnxPath);
+        var shape = estimator.GetOutputSchema(BadInputTests.ShapeOf(data.Schema));
+        var schema = estimator.Fit(data).Transform(data).Schema;
+        foreach (var name in new[] { "Score", "PredictedLabel" })
+        {
+            var expected = BadInputTests.ShapeOf(schema).Single(c => c.Name == name);
+            var actual = shape.Single(c => c.Name == name);
+            Assert.That((actual.Kind, actual.ItemType, actual.IsKey), Is.EqualTo((expected.Kind, expected.ItemType, expected.IsKey)), name);
+        }
+        Assert.That(shape.Single(c => c.Name == "PredictedLabel").Annotations.Select(a => a.Name), Does.Contain("KeyValues"));
+    }
+
     internal static int ArgMax(float[] p) => Array.IndexOf(p, p.Max());
 
     private sealed class FloatRow
