@@ -140,6 +140,12 @@ internal static class BenchInferCommand
             md.AppendLine($"| {r.Batch} | {r.Ort:F0} | {r.Torch:F0} | {r.Ort / r.Torch:F2}x | {Utilisation(r.Ort, flops, ceiling)} | {Utilisation(r.Torch, flops, ceiling)} | {r.Diff.ToString("0.0E+0", CultureInfo.InvariantCulture)} |");
         md.AppendLine();
         md.AppendLine(verdict + ".");
+        if (double.TryParse(load.Split(' ')[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var busy) && busy > cores)
+        {
+            md.AppendLine();
+            md.AppendLine($"**The machine was shared during this run** (load average {busy:F1} on {cores} cores): absolute figures, the ceiling " +
+                          "included, are well below a quiet machine's; the ratio between engines measured in alternating rounds is the robust figure. Re-run when idle.");
+        }
         return md.ToString();
     }
 
