@@ -12,6 +12,7 @@ var root = new RootCommand("crate: train, inspect, export and serve CRATE white-
     EvaluateCommand.Create(),
     PredictCommand.Create(),
     BenchCommand.Create(),
+    StudyCommand.Create(),
     ExportCommand.Create(),
 };
 var parse = root.Parse(args);
