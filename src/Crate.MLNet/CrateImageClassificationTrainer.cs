@@ -1,4 +1,3 @@
-using Crate.Core.Data;
 using Crate.Core.IO;
 using Crate.Core.Model;
 using Crate.MLNet.Internal;
@@ -141,22 +140,22 @@ public sealed class CrateImageClassificationTrainer : IEstimator<TransformerChai
         var pixels = PixelColumn.Resolve(input.Schema, o.ImageColumnName);
         var architecture = Architecture(pixels);
         pixels.CheckShape(architecture);
+        using var channel = _context.Environment.Start(nameof(CrateImageClassificationTrainer));
+        var trainerOptions = TrainerOptions(channel); // checks the options before any data is read
 
         var train = DatasetReader.Read(input, _context, pixels, label, architecture, "training");
-        ImageDataset? validation = null;
         if (o.ValidationSet != null)
         {
             var validationLabel = LabelColumn.Resolve(o.ValidationSet.Schema, o.LabelColumnName, "validation label");
             label.CheckSameClasses(validationLabel, "validation");
             var validationPixels = PixelColumn.Resolve(o.ValidationSet.Schema, o.ImageColumnName, "validation image");
             validationPixels.CheckShape(architecture);
-            validation = DatasetReader.Read(o.ValidationSet, _context, validationPixels, validationLabel, architecture, "validation");
+            var validation = DatasetReader.Read(o.ValidationSet, _context, validationPixels, validationLabel, architecture, "validation");
+            trainerOptions = trainerOptions with { ValidationSet = validation, ValidationFraction = 0 };
         }
 
-        using var channel = _context.Environment.Start(nameof(CrateImageClassificationTrainer));
-        channel.Info(MessageSensitivity.None, $"Training {architecture} on {train.Count} images ({(validation != null ? $"{validation.Count} validation images" : $"validation fraction {o.ValidationFraction}")}).");
-        var trainer = new CrateTrainer(TrainerOptions(validation, channel));
-        var result = trainer.Train(architecture, train);
+        channel.Info(MessageSensitivity.None, $"Training {architecture} on {train.Count} images ({(trainerOptions.ValidationSet is { } v ? $"{v.Count} validation images" : $"validation fraction {o.ValidationFraction}")}).");
+        var result = new CrateTrainer(trainerOptions).Train(architecture, train);
         using var model = result.Model;
         channel.Info(MessageSensitivity.None, $"Stopped: {result.StopReason}; best epoch {result.BestEpoch} of {result.History.Count}, {result.Duration.TotalSeconds:F0} s.");
 
@@ -195,14 +194,14 @@ public sealed class CrateImageClassificationTrainer : IEstimator<TransformerChai
         }
     }
 
-    private TrainerOptions TrainerOptions(ImageDataset? validation, IChannel channel)
+    private TrainerOptions TrainerOptions(IChannel channel)
     {
         var o = _options;
         return new TrainerOptions
         {
             Epochs = o.Epochs, BatchSize = o.BatchSize, LearningRate = o.LearningRate, MinLearningRate = o.MinLearningRate, WarmupEpochs = o.WarmupEpochs,
             Optimizer = o.Optimizer, WeightDecay = o.WeightDecay, LabelSmoothing = o.LabelSmoothing, Augmentation = o.Augmentation,
-            ValidationSet = validation, ValidationFraction = validation != null ? 0 : o.ValidationFraction, EarlyStoppingPatience = o.EarlyStoppingPatience,
+            ValidationFraction = o.ValidationFraction, EarlyStoppingPatience = o.EarlyStoppingPatience,
             MaxStepsPerEpoch = o.MaxStepsPerEpoch, Threads = o.Threads ?? Environment.ProcessorCount, BFloat16 = o.BFloat16,
             Seed = o.Seed ?? _context.DrawSeed(nameof(CrateImageClassificationTrainer)),
             OnEpoch = metrics =>

@@ -118,6 +118,20 @@ public class TrainerTests
     }
 
     [Test]
+    public void AnInvalidOptionIsRefusedBeforeTraining()
+    {
+        var ml = new MLContext(1);
+        var options = Quick();
+        options.Epochs = 0;
+        var e = Assert.Throws<ArgumentException>(() => ml.MulticlassClassification.Trainers.Crate(options).Fit(Fixture.ImageView(ml, _train)));
+        Assert.That(e!.Message, Does.Contain("epochs must be at least 1"));
+        var wrongPatch = Quick();
+        wrongPatch.Architecture = CratePresets.Mini with { PatchSize = 5 };
+        var patch = Assert.Throws<ArgumentException>(() => ml.MulticlassClassification.Trainers.Crate(wrongPatch).Fit(Fixture.ImageView(ml, _train)));
+        Assert.That(patch!.Message, Does.Contain("column 'Image' (1x28x28)").And.Contain("patch size 5"));
+    }
+
+    [Test]
     public void OutOfRangePixelsAreNamedWithTheirRow()
     {
         var ml = new MLContext(1);
