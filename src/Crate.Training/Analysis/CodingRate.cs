@@ -34,7 +34,7 @@ public static class CodingRate
         var gram = p <= n ? matmul(z.transpose(-1, -2), z) : matmul(z, z.transpose(-1, -2));   // Z^T Z [p, p] or Z Z^T [N, N]
         var size = Math.Min(p, n);
         var m = eye(size, dtype: ScalarType.Float64, device: z.device).add(gram.mul(p / (n * epsSquared)));
-        var logdet = linalg.cholesky(m).diagonal(0, -2, -1).log().sum(-1).mul(2.0);
+        var logdet = linalg.cholesky(m).diagonal(0, -2, -1).log().sum([-1]).mul(2.0);
         return logdet.mul(0.5).MoveToOuterDisposeScope();
     }
 

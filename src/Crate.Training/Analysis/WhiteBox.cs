@@ -80,10 +80,10 @@ public static class WhiteBox
                     var layer = model.Layers[l];
                     var input = CodingRate.OfLayer(layer, trace.Layers[l].Input, heads, config.DimHead, epsSquared);       // [B, K]
                     var after = CodingRate.OfLayer(layer, trace.Layers[l].Compressed, heads, config.DimHead, epsSquared);
-                    CopyTo(input.sum(1), rate[l], start);
-                    CopyTo(after.sum(1), rateAfter[l], start);
+                    CopyTo(input.sum([1]), rate[l], start);
+                    CopyTo(after.sum([1]), rateAfter[l], start);
                     CopyTo(Sparsity.ZeroFraction(trace.Layers[l].Codes), zeros[l], start);
-                    var headSums = input.sum(0).data<double>().ToArray();
+                    var headSums = input.sum([0]).data<double>().ToArray();        // sum([0]): a bare 0 would bind to the dtype overload
                     for (int k = 0; k < heads; k++) perHead[l][k] += headSums[k];
                 }
                 if (scoreable)
