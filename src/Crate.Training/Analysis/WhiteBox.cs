@@ -49,7 +49,7 @@ public static class WhiteBox
 {
     /// <summary>
     /// Runs <paramref name="model"/> over all of <paramref name="data"/> in batches of <paramref name="batchSize"/> (each in
-    /// its own dispose scope, without gradients, in evaluation mode) and returns per-layer means and spreads.
+    /// its own dispose scope, without gradients, in evaluation mode and float32) and returns per-layer means and spreads.
     /// <paramref name="progress"/> receives the number of images done after every batch.
     /// </summary>
     /// <exception cref="DataException">The images do not have the model's input shape.</exception>
@@ -133,15 +133,20 @@ public static class WhiteBox
         return new AttentionMaps(indices.ToArray(), config.GridHeight, config.GridWidth, maps);
     }
 
-    /// <summary>Puts the model in evaluation mode without gradients; disposing restores its mode.</summary>
+    /// <summary>
+    /// Puts the model in evaluation mode, float32 products and no gradients; disposing restores its mode and precision.
+    /// Measurements are made in float32 because bfloat16 products would move which ISTA entries are exactly zero.
+    /// </summary>
     private static IDisposable Evaluation(CrateModel model)
     {
-        bool wasTraining = model.training;
+        bool wasTraining = model.training, wasBFloat16 = model.BFloat16;
         model.eval();
+        model.BFloat16 = false;
         var noGrad = no_grad();
         return new Restore(() =>
         {
             noGrad.Dispose();
+            model.BFloat16 = wasBFloat16;
             if (wasTraining) model.train();
         });
     }

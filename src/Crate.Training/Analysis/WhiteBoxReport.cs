@@ -27,7 +27,7 @@ public sealed record WhiteBoxReportOptions
     public string Command { get; init; } = "";
 }
 
-/// <summary>Where a report is: a stage description and the overall fraction done, 0 to 1.</summary>
+/// <summary>Where a report is: the stage (the same text for all reports within one stage) and the overall fraction done, 0 to 1.</summary>
 public sealed record ReportProgress(string Stage, double Fraction);
 
 /// <summary>The machine a report was made on.</summary>
@@ -119,7 +119,7 @@ public static class WhiteBoxReport
             progress?.Report(new ReportProgress($"{checkpoint.Label}: loading", start));
             using var model = checkpoint.Load();
             var measured = WhiteBox.Measure(model, data, options.BatchSize, options.EpsSquared,
-                new Progress(done => progress?.Report(new ReportProgress($"{checkpoint.Label}: measuring {done}/{data.Count} images", start + 0.9 * share * done / data.Count))));
+                new Progress(done => progress?.Report(new ReportProgress($"{checkpoint.Label}: measuring {data.Count} images", start + 0.9 * share * done / data.Count))));
             progress?.Report(new ReportProgress($"{checkpoint.Label}: attention maps and dictionaries", start + 0.9 * share));
             var files = WriteCheckpointImages(outDir, slugs[c], checkpoint.Label, model, data, attentionImages, options.AtomsShown);
             reports.Add(new CheckpointReport(checkpoint.Label, checkpoint.Source, model.Config, model.ParameterCount(), measured, files));
@@ -158,7 +158,7 @@ public static class WhiteBoxReport
         var slugs = new string[labels.Length];
         for (int i = 0; i < labels.Length; i++)
         {
-            var slug = new string(labels[i].ToLowerInvariant().Select(ch => char.IsAsciiLetterOrDigit(ch) ? ch : '-').ToArray()).Trim('-');
+            var slug = System.Text.RegularExpressions.Regex.Replace(labels[i].ToLowerInvariant(), "[^a-z0-9]+", "-").Trim('-');
             if (slug.Length == 0) slug = "checkpoint";
             slugs[i] = used.Add(slug) ? slug : $"{slug}-{i}";
             used.Add(slugs[i]);

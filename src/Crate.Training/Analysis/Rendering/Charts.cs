@@ -11,7 +11,7 @@ internal static class Charts
     private static readonly IPalette Palette = new ScottPlot.Palettes.Category10();
 
     /// <summary>Draws <paramref name="series"/> against layer index, with a legend when there is more than one curve.</summary>
-    public static byte[] Lines(string title, string xLabel, string yLabel, IReadOnlyList<Series> series, int width = 760, int height = 440)
+    public static byte[] Lines(string title, string xLabel, string yLabel, IReadOnlyList<Series> series, int width = 900, int height = 440)
     {
         var plot = new Plot();
         foreach (var s in series)
@@ -32,7 +32,7 @@ internal static class Charts
         plot.XLabel(xLabel);
         plot.YLabel(yLabel);
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericFixedInterval(1);   // layers are integers
-        if (series.Count > 1) plot.ShowLegend(Alignment.UpperRight);
+        if (series.Count > 1) plot.ShowLegend(Edge.Right);                                      // beside the plot, never over a curve
         return plot.GetImageBytes(width, height, ImageFormat.Png);
     }
 }
