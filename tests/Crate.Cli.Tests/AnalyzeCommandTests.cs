@@ -62,14 +62,25 @@ public class AnalyzeCommandTests
     }
 
     [Test]
-    public void DataOfAnotherShapeIsOneClearError()
+    public void CheckpointsOfAnotherInputSizeAreOneClearError()
     {
+        // Data are read as the first checkpoint takes them (28x28); a 32x32 checkpoint cannot be measured on them.
         TorchSharp.torch.manual_seed(0);
         var config = CratePresets.Mini with { Dim = 16, Depth = 1, Heads = 2, DimHead = 8, ImageHeight = 32, ImageWidth = 32, PatchSize = 8 };
-        using (var model = new CrateModel(config)) model.SaveWeights(Path.Combine(_dir, "w32.safetensors"));
-        var result = CliRunner.Run("analyze", "--weights", Path.Combine(_dir, "w32.safetensors"), "--images", "5", "--out", Path.Combine(_dir, "r"));
+        var other = Path.Combine(_dir, "w32.safetensors");
+        using (var model = new CrateModel(config)) model.SaveWeights(other);
+        var result = CliRunner.Run("analyze", "--weights", TinyWeights("w28.safetensors", 1), "--weights", other, "--images", "5", "--out", Path.Combine(_dir, "r"));
         Assert.That(result.ExitCode, Is.EqualTo(2));
         Assert.That(result.Error, Does.Contain("28x28x1").And.Contain("32x32x1"));
         Assert.That(result.Error, Does.Not.Contain("   at "), "no stack trace");
+    }
+
+    [Test]
+    public void UnknownDataIsOneClearError()
+    {
+        var missing = Path.Combine(_dir, "no-such-folder");
+        var result = CliRunner.Run("analyze", "--weights", TinyWeights("w.safetensors", 1), "--data", missing, "--out", Path.Combine(_dir, "r"));
+        Assert.That(result.ExitCode, Is.EqualTo(2));
+        Assert.That(result.Error, Does.Contain(missing).And.Contain("does not exist"));
     }
 }

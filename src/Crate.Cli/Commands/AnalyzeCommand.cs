@@ -21,7 +21,11 @@ internal static class AnalyzeCommand
         };
         var randomInit = new Option<bool>("--random-init") { Description = "Also analyse a randomly initialised model of the first checkpoint's configuration (a baseline)." };
         var seed = new Option<int>("--seed") { Description = "Seed of the --random-init model.", DefaultValueFactory = _ => 0 };
-        var data = new Option<string>("--data") { Description = "Images to measure: 'fashion-mnist' (its test split).", DefaultValueFactory = _ => "fashion-mnist" };
+        var data = new Option<string>("--data")
+        {
+            Description = $"Images to measure, read like 'crate train' reads them ('{DataSource.FashionMnist}', '{DataSource.Generated}', a folder or a .csv/.tsv list); the test split where the source has one.",
+            DefaultValueFactory = _ => DataSource.FashionMnist,
+        };
         var images = new Option<int>("--images") { Description = "Number of images to measure (the first N).", DefaultValueFactory = _ => 1000 };
         var attention = new Option<int>("--attention-images") { Description = "Images with attention maps (one per class first).", DefaultValueFactory = _ => 4 };
         var batch = new Option<int>("--batch-size") { Description = "Images per forward pass.", DefaultValueFactory = _ => 100 };
@@ -49,7 +53,8 @@ internal static class AnalyzeCommand
                     return new CrateModel(config);
                 }));
             }
-            var dataset = LoadData(parse.GetValue(data)!, count);
+            // Images are read (and resized where needed) as the first checkpoint takes them.
+            var dataset = DataSource.Load(parse.GetValue(data)!, DataSplit.Test, DataOptions.For(loaded[0].Weights.Config) with { Limit = count }).Data;
             var options = new WhiteBoxReportOptions
             {
                 BatchSize = perPass,
@@ -87,11 +92,6 @@ internal static class AnalyzeCommand
         var name = Path.GetFileNameWithoutExtension(file.Name);
         return all.Count(f => Path.GetFileNameWithoutExtension(f.Name) == name) > 1 ? Path.GetRelativePath(Environment.CurrentDirectory, file.FullName) : name;
     }
-
-    private static ImageDataset LoadData(string spec, int count) =>
-        string.Equals(spec, "fashion-mnist", StringComparison.OrdinalIgnoreCase)
-            ? IdxReader.FashionMnist(train: false, limit: count)
-            : throw new DataException($"Unknown data '{spec}': use 'fashion-mnist'.");
 
     /// <summary>Runs the report with a progress bar on a terminal, or one line per stage when output is redirected.</summary>
     private static WhiteBoxReportData Run(string outDir, IReadOnlyList<ReportCheckpoint> checkpoints, ImageDataset data, WhiteBoxReportOptions options)
