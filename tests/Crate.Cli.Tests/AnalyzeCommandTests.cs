@@ -1,4 +1,5 @@
 using Crate.Core.Model;
+using Crate.Training;
 using Crate.Training.Analysis;
 using Crate.Training.Model;
 
@@ -29,11 +30,23 @@ public class AnalyzeCommandTests
         return path;
     }
 
+    /// <summary>A training checkpoint (weights, optimiser state, training state) of a tiny model after <paramref name="epochs"/> epochs.</summary>
+    private string TinyCheckpoint(string name, int seed, int epochs)
+    {
+        var weights = CrateWeights.Load(TinyWeights(name + ".safetensors", seed));
+        using var model = new CrateModel(weights.Config);
+        model.LoadWeights(weights);
+        using var optimizer = CrateOptimizer.Create(OptimizerKind.AdamW, CrateOptimizer.Split(model), 0.05);
+        var path = Path.Combine(_dir, name);
+        Checkpoint.Save(path, model, optimizer, new TrainingState { CompletedEpochs = epochs });
+        return path;
+    }
+
     [Test]
     public void AnalyzeWritesTheReportForSeveralCheckpoints()
     {
         var first = TinyWeights("epoch1.safetensors", 1);
-        var second = TinyWeights("epoch2.safetensors", 2);
+        var second = TinyCheckpoint("last.ckpt", 2, epochs: 2);
         var output = Path.Combine(_dir, "report");
         var result = CliRunner.Run("analyze", "--weights", first, "--weights", second, "--random-init", "--data", "fashion-mnist",
             "--images", "30", "--attention-images", "2", "--out", output);
@@ -42,13 +55,13 @@ public class AnalyzeCommandTests
         Assert.That(result.Output, Does.Contain("R^c per layer"));
 
         var report = WhiteBoxReport.Read(Path.Combine(output, WhiteBoxReport.JsonFile));
-        Assert.That(report.Checkpoints.Select(c => c.Label), Is.EqualTo(new[] { "epoch1", "epoch2", "random init (seed 0)" }));
+        Assert.That(report.Checkpoints.Select(c => c.Label), Is.EqualTo(new[] { "epoch1", "last (epoch 2)", "random init (seed 0)" }));
         Assert.That(report.Images, Is.EqualTo(30));
         Assert.That(report.Command, Does.StartWith("crate analyze --weights").And.Contain("--images 30"));
         Assert.That(report.Checkpoints.All(c => c.Measurements.Layers.Count == 2 && c.Measurements.Accuracy is >= 0 and <= 1), Is.True);
         foreach (var file in report.Plots.Concat(report.Checkpoints.SelectMany(c => c.Files.Attention.Append(c.Files.Atoms).Append(c.Files.Subspaces))))
             Assert.That(File.Exists(Path.Combine(output, file)), Is.True, file);
-        Assert.That(File.ReadAllText(Path.Combine(output, WhiteBoxReport.HtmlFile)), Does.Contain("epoch2"));
+        Assert.That(File.ReadAllText(Path.Combine(output, WhiteBoxReport.HtmlFile)), Does.Contain("last (epoch 2)"));
     }
 
     [Test]

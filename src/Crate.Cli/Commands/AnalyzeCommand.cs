@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Crate.Core.Data;
 using Crate.Core.Model;
+using Crate.Training;
 using Crate.Training.Analysis;
 using Crate.Training.Model;
 using Spectre.Console;
@@ -15,7 +16,7 @@ internal static class AnalyzeCommand
     {
         var weights = new Option<FileInfo[]>("--weights")
         {
-            Description = "Safetensors weights to analyse; repeat for several checkpoints of one run (plotted together, in the order given).",
+            Description = "Weights to analyse (.safetensors, or a training checkpoint .ckpt); repeat for several checkpoints of one run (plotted together, in the order given).",
             Required = true,
             AllowMultipleArgumentsPerToken = true,
         };
@@ -34,15 +35,15 @@ internal static class AnalyzeCommand
         {
             weights, randomInit, seed, data, images, attention, batch, output,
         };
-        command.SetAction(parse =>
+        command.SetAction(parse => CommandErrors.Run(() =>
         {
             int count = parse.GetValue(images), perPass = parse.GetValue(batch);
             if (count < 1) throw new ArgumentException($"--images must be at least 1, got {count}.");
             if (perPass < 1) throw new ArgumentException($"--batch-size must be at least 1, got {perPass}.");
             var files = parse.GetValue(weights)!;
             // Load every file's configuration first, so a bad path fails before minutes of measuring.
-            var loaded = files.Select(f => (File: f, Weights: LoadWeights(f))).ToArray();
-            var checkpoints = loaded.Select(w => new ReportCheckpoint(Label(w.File, files), w.File.FullName, () => Build(w.Weights))).ToList();
+            var loaded = files.Select(f => Open(f, files)).ToArray();
+            var checkpoints = loaded.Select(w => new ReportCheckpoint(w.Label, w.Path, () => Build(w.Weights))).ToList();
             if (parse.GetValue(randomInit))
             {
                 var config = loaded[0].Weights.Config;
@@ -72,25 +73,29 @@ internal static class AnalyzeCommand
             Console.WriteLine($"report: {Path.Combine(outDir, WhiteBoxReport.HtmlFile)}");
             Console.WriteLine($"numbers: {Path.Combine(outDir, WhiteBoxReport.JsonFile)}");
             return 0;
-        });
+        }));
         return command;
     }
 
-    private static CrateWeights LoadWeights(FileInfo file) =>
-        file.Exists ? CrateWeights.Load(file.FullName) : throw new FileNotFoundException($"Weights file '{file.FullName}' does not exist.");
+    /// <summary>
+    /// Reads weights, or the weights of a training checkpoint (labelled with its epoch). The label is the file name
+    /// without extension, or the path when two files share a name.
+    /// </summary>
+    private static (CrateWeights Weights, string Label, string Path) Open(FileInfo file, FileInfo[] all)
+    {
+        if (!file.Exists) throw new FileNotFoundException($"Weights file '{file.FullName}' does not exist.");
+        var name = Path.GetFileNameWithoutExtension(file.Name);
+        var label = all.Count(f => Path.GetFileNameWithoutExtension(f.Name) == name) > 1 ? Path.GetRelativePath(Environment.CurrentDirectory, file.FullName) : name;
+        if (!string.Equals(file.Extension, ".ckpt", StringComparison.OrdinalIgnoreCase)) return (CrateWeights.Load(file.FullName), label, file.FullName);
+        var checkpoint = Checkpoint.Load(file.FullName);
+        return (checkpoint.Weights, $"{label} (epoch {checkpoint.State.CompletedEpochs})", file.FullName);
+    }
 
     private static CrateModel Build(CrateWeights weights)
     {
         var model = new CrateModel(weights.Config);
         model.LoadWeights(weights);
         return model;
-    }
-
-    /// <summary>The file name without extension, or the path when two checkpoints share a name.</summary>
-    private static string Label(FileInfo file, FileInfo[] all)
-    {
-        var name = Path.GetFileNameWithoutExtension(file.Name);
-        return all.Count(f => Path.GetFileNameWithoutExtension(f.Name) == name) > 1 ? Path.GetRelativePath(Environment.CurrentDirectory, file.FullName) : name;
     }
 
     /// <summary>Runs the report with a progress bar on a terminal, or one line per stage when output is redirected.</summary>
