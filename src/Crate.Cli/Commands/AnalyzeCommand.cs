@@ -35,7 +35,7 @@ internal static class AnalyzeCommand
         {
             weights, randomInit, seed, data, images, attention, batch, output,
         };
-        command.SetAction(parse => CommandErrors.Run(() =>
+        command.SetAction(parse =>
         {
             int count = parse.GetValue(images), perPass = parse.GetValue(batch);
             if (count < 1) throw new ArgumentException($"--images must be at least 1, got {count}.");
@@ -73,7 +73,7 @@ internal static class AnalyzeCommand
             Console.WriteLine($"report: {Path.Combine(outDir, WhiteBoxReport.HtmlFile)}");
             Console.WriteLine($"numbers: {Path.Combine(outDir, WhiteBoxReport.JsonFile)}");
             return 0;
-        }));
+        });
         return command;
     }
 
