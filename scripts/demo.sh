@@ -21,3 +21,6 @@ crate evaluate --weights "$out/train/weights.safetensors" --data fashion-mnist
 echo "== 3. Export to ONNX and check the file"
 crate export --weights "$out/train/weights.safetensors" --out "$out/crate-mini.onnx" --attention
 /usr/bin/python3 scripts/check_onnx.py "$out/crate-mini.onnx"
+
+echo "== 4. The same task in ML.NET (samples/FashionMnistClassification): train, save, reload, predict, evaluate"
+dotnet samples/FashionMnistClassification/bin/Release/net10.0/FashionMnistClassification.dll --output "$out/mlnet"

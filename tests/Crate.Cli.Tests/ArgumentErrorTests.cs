@@ -11,6 +11,7 @@ public class ArgumentErrorTests
     [TestCase(new[] { "train", "--data", "/nonexistent/data" },
         "error: Data source '/nonexistent/data' does not exist: use 'fashion-mnist', 'generated', a folder of class subfolders, or a .csv/.tsv list.")]
     [TestCase(new[] { "bench", "train", "--steps", "1", "--no-record" }, "error: --steps must be at least 2, --warmup-steps and --threads at least 1.")]
+    [TestCase(new[] { "bench", "mlnet", "--images", "0", "--no-record" }, "error: --images, --batch and --rounds must be at least 1.")]
     public void Bad_arguments_print_one_line_and_exit_2(string[] args, string expected)
     {
         var (exit, output, error) = CliRunner.Run(args);

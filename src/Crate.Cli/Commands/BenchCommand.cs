@@ -11,6 +11,7 @@ internal static class BenchCommand
         // Each benchmark lives in its own file and is added here.
         command.Subcommands.Add(BenchInferCommand.Create());
         command.Subcommands.Add(BenchTrainCommand.Create());
+        command.Subcommands.Add(BenchMlnetCommand.Create());
         return command;
     }
 }

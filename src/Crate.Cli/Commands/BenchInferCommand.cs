@@ -60,7 +60,7 @@ internal static class BenchInferCommand
             if (!parse.GetValue(noRecord))
             {
                 var path = parse.GetValue(record)?.FullName ?? Path.Combine(RepoRoot(), "BENCHMARKS.md");
-                RecordSection(path, markdown);
+                RecordSection(path, markdown, SectionStart, SectionEnd);
                 Console.WriteLine($"recorded in {path}");
             }
             return 0;
@@ -188,32 +188,32 @@ internal static class BenchInferCommand
         return result;
     }
 
-    /// <summary>Replaces the section between the markers in <paramref name="path"/>, or appends it.</summary>
-    private static void RecordSection(string path, string markdown)
+    /// <summary>Replaces the section between the markers in <paramref name="path"/>, or appends it (shared by the bench commands).</summary>
+    internal static void RecordSection(string path, string markdown, string startMarker, string endMarker)
     {
-        var section = $"{SectionStart}\n{markdown.TrimEnd()}\n{SectionEnd}\n";
+        var section = $"{startMarker}\n{markdown.TrimEnd()}\n{endMarker}\n";
         var text = File.Exists(path) ? File.ReadAllText(path) : "# Benchmarks\n\nFigures measured by `crate bench ...` commands; each command rewrites its own section.\n";
-        int start = text.IndexOf(SectionStart, StringComparison.Ordinal), end = text.IndexOf(SectionEnd, StringComparison.Ordinal);
+        int start = text.IndexOf(startMarker, StringComparison.Ordinal), end = text.IndexOf(endMarker, StringComparison.Ordinal);
         text = start >= 0 && end > start
-            ? text[..start] + section + text[(end + SectionEnd.Length)..].TrimStart('\n')
+            ? text[..start] + section + text[(end + endMarker.Length)..].TrimStart('\n')
             : text.TrimEnd() + "\n\n" + section;
         AtomicFile.WriteAllText(path, text);
     }
 
-    private static string RepoRoot()
+    internal static string RepoRoot()
     {
         for (var dir = new DirectoryInfo(Environment.CurrentDirectory); dir != null; dir = dir.Parent)
             if (File.Exists(Path.Combine(dir.FullName, "Crate.sln"))) return dir.FullName;
         return Environment.CurrentDirectory;
     }
 
-    private static string LoadAverage()
+    internal static string LoadAverage()
     {
         try { return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
         catch (IOException) { return "unknown"; }
     }
 
-    private static string CpuModel()
+    internal static string CpuModel()
     {
         try
         {
@@ -227,6 +227,6 @@ internal static class BenchInferCommand
         return "unknown CPU";
     }
 
-    private static string VersionOf(Type type) =>
+    internal static string VersionOf(Type type) =>
         (type.Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? type.Assembly.GetName().Version?.ToString() ?? "?").Split('+')[0];
 }

@@ -1,0 +1,19 @@
+using System.Globalization;
+using ConsumeWithoutCrate;
+
+// Usage: ConsumeWithoutCrate MODEL(.zip|.onnx) IMAGE...
+// Prints one tab-separated line per image: file, predicted class, probability of each class.
+if (args.Length < 2)
+{
+    Console.Error.WriteLine("usage: ConsumeWithoutCrate MODEL.zip|MODEL.onnx IMAGE [IMAGE...]");
+    return 2;
+}
+CrateModel.ModelPath = args[0];
+Console.WriteLine($"# {args[0]}: no Crate, no TorchSharp in this process ({AppDomain.CurrentDomain.GetAssemblies().Count(a => a.GetName().Name!.StartsWith("Crate", StringComparison.Ordinal))} Crate assemblies loaded)");
+foreach (var image in args.Skip(1))
+{
+    var output = CrateModel.Predict(new ModelInput { ImagePath = image });
+    var scores = string.Join(",", output.Score.Select(s => s.ToString("R", CultureInfo.InvariantCulture)));
+    Console.WriteLine($"{image}\t{output.PredictedLabel}\t{scores}");
+}
+return 0;
