@@ -40,6 +40,7 @@ internal static class AnalyzeCommand
             int count = parse.GetValue(images), perPass = parse.GetValue(batch);
             if (count < 1) throw new ArgumentException($"--images must be at least 1, got {count}.");
             if (perPass < 1) throw new ArgumentException($"--batch-size must be at least 1, got {perPass}.");
+            if (parse.GetValue(attention) < 0) throw new ArgumentException($"--attention-images must be 0 or more, got {parse.GetValue(attention)}.");
             var files = parse.GetValue(weights)!;
             // Load every file's configuration first, so a bad path fails before minutes of measuring.
             var loaded = files.Select(f => Open(f, files)).ToArray();

@@ -17,7 +17,7 @@ public sealed record WhiteBoxReportOptions
 {
     /// <summary>Images per forward pass while measuring. Default 100.</summary>
     public int BatchSize { get; init; } = 100;
-    /// <summary>How many images get attention maps (one per class first, in data order). Default 4.</summary>
+    /// <summary>How many images get attention maps (one per class first, in data order; 0 for none). Default 4.</summary>
     public int AttentionImages { get; init; } = 4;
     /// <summary>Dictionary atoms drawn per layer (largest norm first). Default 16.</summary>
     public int AtomsShown { get; init; } = 16;
@@ -171,7 +171,7 @@ public static class WhiteBoxReport
         var config = model.Config;
         var layerLabels = Enumerable.Range(0, config.Depth).Select(l => $"layer {l}").ToArray();
 
-        var attention = WhiteBox.ClassTokenAttention(model, data, images);
+        var attention = images.Length > 0 ? WhiteBox.ClassTokenAttention(model, data, images) : null;
         var attentionFiles = new string[images.Length];
         for (int i = 0; i < images.Length; i++)
         {
@@ -181,7 +181,7 @@ public static class WhiteBoxReport
             tiles[0, 0] = new Tile(pixels, data.Height, data.Width, TilePalette.Image);
             for (int l = 0; l < config.Depth; l++)
                 for (int h = 0; h < config.Heads; h++)
-                    tiles[l, h + 1] = new Tile(attention.Maps[i][l][h], attention.GridHeight, attention.GridWidth, TilePalette.Stretched);
+                    tiles[l, h + 1] = new Tile(attention!.Maps[i][l][h], attention.GridHeight, attention.GridWidth, TilePalette.Stretched);
             attentionFiles[i] = $"{slug}-attention-{i}.png";
             var title = $"{label}: class-token attention, image {images[i]} ({data.ClassNames[data.Label(images[i])]})";
             var columns = new[] { "image" }.Concat(Enumerable.Range(0, config.Heads).Select(h => $"head {h}")).ToArray();

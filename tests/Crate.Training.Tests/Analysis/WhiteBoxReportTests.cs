@@ -150,6 +150,16 @@ public class WhiteBoxReportTests
     }
 
     [Test]
+    public void NoAttentionImagesWritesNoAttentionGrids()
+    {
+        var report = WhiteBoxReport.Write(_dir, [new ReportCheckpoint("m", "m", () => new CrateModel(Tiny))], RandomImages(3, 5),
+            new WhiteBoxReportOptions { AttentionImages = 0 });
+        Assert.That(report.Checkpoints[0].Files.Attention, Is.Empty);
+        Assert.That(Directory.GetFiles(_dir, "*attention*"), Is.Empty);
+        Assert.That(File.Exists(Path.Combine(_dir, WhiteBoxReport.HtmlFile)), Is.True);
+    }
+
+    [Test]
     public void DataOfTheWrongShapeIsOneClearError()
     {
         var data = new ImageDataset("big", 1, 10, 10, new byte[200], [0, 1], ["a", "b"]);
