@@ -30,12 +30,13 @@ internal static class InfoCommand
     {
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(cfg.ToString())}[/]");
         var table = new Table().AddColumn("block").AddColumn("computes").AddColumn(new TableColumn("parameters").RightAligned());
+        void Row(string block, string computes, long count) => table.AddRow(Markup.Escape(block), Markup.Escape(computes), $"{count:N0}");
         long d = cfg.Dim, pd = cfg.PatchDim, inner = cfg.InnerDim;
-        table.AddRow("patch embedding", $"LN({pd}) -> Linear({pd}, {d}) -> LN({d})", $"{2 * pd + pd * d + d + 2 * d:N0}");
-        table.AddRow("class token + positions", $"[1, 1, {d}] + [1, {cfg.NumPatches + 1}, {d}]", $"{d + (cfg.NumPatches + 1) * d:N0}");
-        table.AddRow($"{cfg.Depth} x MSSA", $"z + Linear({inner}, {d})(softmax(UzUz^T/sqrt({cfg.DimHead})) Uz), U: {inner}x{d}", $"{cfg.Depth * (2 * d + 2 * inner * d + d):N0}");
-        table.AddRow($"{cfg.Depth} x ISTA", $"ReLU(x + {cfg.IstaStep}(xD - xD^TD) - {cfg.IstaStep * cfg.IstaLambda}), D: {d}x{d}", $"{cfg.Depth * (2 * d + d * d):N0}");
-        table.AddRow("head", $"LN({d}) -> Linear({d}, {cfg.NumClasses})", $"{2 * d + d * cfg.NumClasses + cfg.NumClasses:N0}");
+        Row("patch embedding", $"LN({pd}) -> Linear({pd}, {d}) -> LN({d})", 2 * pd + pd * d + d + 2 * d);
+        Row("class token + positions", $"[1, 1, {d}] + [1, {cfg.NumPatches + 1}, {d}]", d + (cfg.NumPatches + 1) * d);
+        Row($"{cfg.Depth} x MSSA", $"z + Linear({inner}, {d})(softmax(UzUz^T/sqrt({cfg.DimHead})) Uz), U: {inner}x{d}", cfg.Depth * (2 * d + 2 * inner * d + d));
+        Row($"{cfg.Depth} x ISTA", $"ReLU(x + {cfg.IstaStep}(xD - xD^TD) - {cfg.IstaStep * cfg.IstaLambda:G4}), D: {d}x{d}", cfg.Depth * (2 * d + d * d));
+        Row("head", $"LN({d}) -> Linear({d}, {cfg.NumClasses})", 2 * d + d * cfg.NumClasses + cfg.NumClasses);
         table.AddRow("[bold]total[/]", "", $"[bold]{cfg.ParameterCount():N0}[/]");
         AnsiConsole.Write(table);
         Console.WriteLine($"parameters: {cfg.ParameterCount()}");

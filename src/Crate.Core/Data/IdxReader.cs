@@ -70,9 +70,15 @@ public static class IdxReader
         var copy = data.ToArray();
         IO.AtomicFile.Write(path, s =>
         {
-            using var target = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(s, CompressionLevel.Fastest, leaveOpen: true) : s;
-            target.Write(header);
-            target.Write(copy);
+            if (!path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase))
+            {
+                s.Write(header);
+                s.Write(copy);
+                return;
+            }
+            using var gzip = new GZipStream(s, CompressionLevel.Fastest, leaveOpen: true);
+            gzip.Write(header);
+            gzip.Write(copy);
         });
     }
 

@@ -1,0 +1,22 @@
+using System.Diagnostics;
+
+namespace Crate.Cli.Tests;
+
+/// <summary>Runs the built <c>crate</c> command line in a child process, output redirected (plain mode).</summary>
+internal static class CliRunner
+{
+    public sealed record Result(int ExitCode, string Output, string Error);
+
+    public static Result Run(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "crate.dll"));
+        foreach (var a in args) start.ArgumentList.Add(a);
+        start.Environment["NO_COLOR"] = "1";
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(5))) { process.Kill(true); Assert.Fail($"crate {string.Join(' ', args)} did not finish in 5 minutes"); }
+        return new Result(process.ExitCode, output.Result, error.Result);
+    }
+}
