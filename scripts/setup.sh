@@ -58,6 +58,16 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
+# --- Node.js sample (issue 5): samples/onnx-node's packages (onnxruntime-web, pinned in its package-lock.json),
+# needed by the second-runtime test. Install scripts are skipped: onnxruntime-web needs none.
+if [ -d samples/onnx-node/node_modules/onnxruntime-web ]; then
+  say "samples/onnx-node: npm packages already installed"
+else
+  say "samples/onnx-node: npm ci (onnxruntime-web)"
+  (cd samples/onnx-node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi
+# --- end Node.js sample
+
 say "restoring and building Crate.sln (Release)"
 dotnet build Crate.sln -c Release -nologo -v quiet -clp:NoSummary -p:TreatWarningsAsErrors=false
 say "done"

@@ -5,6 +5,7 @@ var root = new RootCommand("crate: train, inspect, export and serve CRATE white-
 {
     InfoCommand.Create(),
     BenchCommand.Create(),
+    ExportCommand.Create(),
     SegmentCommand.Create(),
 };
 try

@@ -157,4 +157,25 @@ public class ModelTests
             Assert.That(actual[t * dim + o], Is.EqualTo(expected).Within(1e-5));
         }
     }
+
+    [Test]
+    public void MixedPrecisionStaysCloseToFloat32AndKeepsFloat32Gradients()
+    {
+        using var scope = torch.NewDisposeScope();
+        using var model = new CrateModel(CratePresets.Mini with { Depth = 3 });
+        model.eval();
+        var images = torch.randn(8, 1, 28, 28);
+        var exact = model.forward(images);
+        model.BFloat16 = true;
+        var mixed = model.forward(images);
+        Assert.That(mixed.dtype, Is.EqualTo(ScalarType.Float32));
+        var relative = ((mixed - exact).abs().max() / exact.abs().max()).item<float>();
+        Assert.That(relative, Is.GreaterThan(0f), "bfloat16 products must actually be used");
+        Assert.That(relative, Is.LessThan(0.05f), "bfloat16 keeps logits within a few percent");
+        mixed.sum().backward();
+        var grad = model.Layers[0].Sparsify.Block.D.grad;
+        Assert.That(grad, Is.Not.Null);
+        Assert.That(grad!.dtype, Is.EqualTo(ScalarType.Float32));
+        Assert.That(grad.abs().sum().item<float>(), Is.GreaterThan(0f));
+    }
 }

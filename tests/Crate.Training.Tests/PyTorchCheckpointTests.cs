@@ -15,7 +15,7 @@ public class PyTorchCheckpointTests
         return dir?.FullName ?? throw new InvalidOperationException("Crate.sln not found above the test directory");
     }
 
-    private static void Python(params string[] args)
+    private static string Python(params string[] args)
     {
         const string python = "/usr/bin/python3";
         if (!File.Exists(python)) Assert.Fail("Debian's python3 with python3-torch is needed: run scripts/setup.sh");
@@ -23,10 +23,41 @@ public class PyTorchCheckpointTests
         foreach (var a in args) start.ArgumentList.Add(a);
         using var process = Process.Start(start)!;
         var stderr = process.StandardError.ReadToEndAsync();
-        process.StandardOutput.ReadToEnd();
+        var stdout = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
-        Assert.That(process.ExitCode, Is.EqualTo(0), $"python {string.Join(' ', args)} failed: {stderr.Result}");
+        Assert.That(process.ExitCode, Is.EqualTo(0), $"python {string.Join(' ', args)} failed: {stdout} {stderr.Result}");
+        return stdout;
     }
+
+    [Test]
+    public void CrateWeightsLoadStrictlyIntoPyTorchAndGiveTheSameLogits()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "crate-topt-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var config = new Crate.Core.Model.CrateConfig { Dim = 48, Depth = 2, Heads = 4, DimHead = 12, ImageHeight = 16, ImageWidth = 12, PatchSize = 4, Channels = 3, NumClasses = 6, Pool = Crate.Core.Model.Pooling.Mean };
+            using var scope = torch.NewDisposeScope();
+            torch.manual_seed(11);
+            using var model = new CrateModel(config);
+            model.eval();
+            var weightsPath = Path.Combine(dir, "w.safetensors");
+            model.SaveWeights(weightsPath);
+            var images = torch.randn(3, 3, 16, 12);
+            using (torch.no_grad())
+            {
+                var logits = model.forward(images);
+                Safetensors.Write(Path.Combine(dir, "io.safetensors"), [
+                    NamedTensor.FromFloats("images", images.shape, images.data<float>().ToArray()),
+                    NamedTensor.FromFloats("logits", logits.shape, logits.data<float>().ToArray())]);
+            }
+            var output = Python(Path.Combine(RepoRoot(), "scripts", "reference", "check_crate_weights.py"), weightsPath, Path.Combine(dir, "io.safetensors"));
+            Assert.That(output, Does.Contain("\"tensors\": " + CrateWeightsLayoutCount(config)));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    private static int CrateWeightsLayoutCount(Crate.Core.Model.CrateConfig config) => Crate.Core.Model.CrateWeights.Layout(config).Count;
 
     [Test]
     public void ConvertedDataParallelCheckpointGivesPyTorchsLogits()

@@ -16,6 +16,7 @@ public static class Safetensors
     /// <summary>Largest header accepted (the format's own limit is 100 MB).</summary>
     public const long MaxHeaderBytes = 100_000_000;
     private const string MetadataKey = "__metadata__";
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>Reads and validates a safetensors file.</summary>
     /// <exception cref="SafetensorsException">The file is missing, truncated or inconsistent; the message says where.</exception>
@@ -40,6 +41,9 @@ public static class Safetensors
         var header = bytes.Slice(8, (int)headerLength);
         var data = bytes[(8 + (int)headerLength)..];
 
+        // The JSON reader decodes names lazily and would throw a non-format exception on bad UTF-8 later.
+        try { StrictUtf8.GetCharCount(header); }
+        catch (DecoderFallbackException) { throw Bad("the header is not valid UTF-8"); }
         JsonDocument doc;
         try { doc = JsonDocument.Parse(header.ToArray()); }
         catch (JsonException e) { throw Bad($"the header is not JSON ({e.Message})"); }

@@ -60,15 +60,40 @@ public sealed class CrateModel : nn.Module<Tensor, Tensor>, IVisionTransformer
     /// <summary>The learned positional embedding, <c>[1, N+1, dim]</c>.</summary>
     public Parameter PositionalEmbedding => pos_embedding;
 
+    /// <summary>
+    /// Mixed precision: the trunk's matrix products run in bfloat16 while weights, LayerNorm, softmax, residuals,
+    /// the head and the loss stay float32. Off by default; the trainer turns it on where the CPU has bfloat16
+    /// dot products (<see cref="MixedPrecision.CpuSupportsBFloat16"/>).
+    /// </summary>
+    public bool BFloat16
+    {
+        get => to_patch_embedding.BFloat16;
+        set
+        {
+            to_patch_embedding.BFloat16 = value;
+            foreach (var layer in _layers) { layer.Attention.Block.BFloat16 = value; layer.Sparsify.Block.BFloat16 = value; }
+        }
+    }
+
     /// <summary>Number of trainable parameters.</summary>
     public long ParameterCount() => parameters().Sum(p => p.numel());
 
     /// <summary>Images <c>[B, C, H, W]</c> (already normalised) to tokens <c>[B, N+1, dim]</c>: patches, class token first, plus positions.</summary>
     public Tensor Embed(Tensor images)
     {
-        TrunkInput.Check(Config, images, "CRATE");
-        return _embDropout.forward(TrunkInput.Assemble(to_patch_embedding.forward(images), cls_token, pos_embedding));
+        var patches = EmbedPatches(images);
+        return _embDropout.forward(torch.cat([ClassTokenWithPosition(patches.shape[0]), patches], 1));
     }
+
+    /// <summary>Patch tokens with their positional embeddings, <c>[B, N, dim]</c>, no class token (masked modelling picks among them).</summary>
+    public Tensor EmbedPatches(Tensor images)
+    {
+        TrunkInput.Check(Config, images, "CRATE");
+        return to_patch_embedding.forward(images).add(pos_embedding.narrow(1, 1, Config.NumPatches));
+    }
+
+    /// <summary>The class token plus its positional embedding, expanded to <paramref name="batch"/>, <c>[B, 1, dim]</c>.</summary>
+    public Tensor ClassTokenWithPosition(long batch) => cls_token.add(pos_embedding.narrow(1, 0, 1)).expand(batch, -1, -1);
 
     /// <summary>Runs every layer over <paramref name="tokens"/>; with <paramref name="trace"/> each layer's work is recorded.</summary>
     public Tensor ForwardTokens(Tensor tokens, List<LayerTrace>? trace = null, bool keepAttention = false)

@@ -36,7 +36,10 @@ public sealed class Ista : nn.Module<Tensor, Tensor>
             .add(weight.sub(torch.matmul(weight.t(), weight)).mul(_eta));
     }
 
+    /// <summary>Run the token product in bfloat16 (M is still formed in float32); see <see cref="MixedPrecision"/>.</summary>
+    public bool BFloat16 { get; set; }
+
     /// <inheritdoc />
     public override Tensor forward(Tensor x) =>
-        nn.functional.relu(torch.matmul(x, StepMatrix()).sub(_eta * _lambda));
+        nn.functional.relu(MixedPrecision.MatMul(x, StepMatrix(), BFloat16).sub(_eta * _lambda));
 }

@@ -12,6 +12,8 @@ public sealed class Mssa : nn.Module<Tensor, Tensor>
 {
     private readonly Linear qkv;
     private readonly Sequential to_out;
+    private readonly Linear _outProjection;
+    private readonly Dropout _dropout;
     private readonly int _heads;
     private readonly int _dimHead;
 
@@ -22,13 +24,18 @@ public sealed class Mssa : nn.Module<Tensor, Tensor>
         _dimHead = dimHead;
         var inner = heads * dimHead;
         qkv = nn.Linear(dim, inner, hasBias: false);                                   // U, shared q = k = v
-        to_out = nn.Sequential(("0", nn.Linear(inner, dim)), ("1", nn.Dropout(dropout)));
+        _outProjection = nn.Linear(inner, dim);
+        _dropout = nn.Dropout(dropout);
+        to_out = nn.Sequential(("0", _outProjection), ("1", _dropout));
         register_module(nameof(qkv), qkv);
         register_module(nameof(to_out), to_out);
     }
 
     /// <summary>The projection U, <c>[heads*dim_head, dim]</c>.</summary>
     public Parameter U => qkv.weight!;
+
+    /// <summary>Run the products in bfloat16 (softmax stays float32); see <see cref="MixedPrecision"/>.</summary>
+    public bool BFloat16 { get; set; }
 
     /// <inheritdoc />
     public override Tensor forward(Tensor z) => Forward(z, keepAttention: false, out _);
@@ -37,19 +44,14 @@ public sealed class Mssa : nn.Module<Tensor, Tensor>
     public Tensor Forward(Tensor z, bool keepAttention, out Tensor? attention)
     {
         var (b, t) = (z.shape[0], z.shape[1]);
-        var w = qkv.forward(z).view(b, t, _heads, _dimHead).transpose(1, 2);           // U_k z per head: [B, H, T, p]
-        Tensor mixed;
-        if (keepAttention)
-        {
-            var scale = Math.Pow(_dimHead, -0.5);
-            attention = torch.matmul(w, w.transpose(-1, -2)).mul(scale).softmax(-1);   // softmax(w w^T / sqrt(p))
-            mixed = torch.matmul(attention, w);                                         // A w
-        }
-        else
-        {
-            attention = null;
-            mixed = nn.functional.scaled_dot_product_attention(w, w, w);                // same math, fused kernel
-        }
-        return to_out.forward(mixed.transpose(1, 2).reshape(b, t, _heads * _dimHead));
+        // U_k z per head, [B, H, T, p]. The attention is written out rather than fused: at CRATE's token counts
+        // libtorch's fused kernel measured slower here, and the explicit form gives the maps for free.
+        var w = MixedPrecision.Linear(z, qkv.weight!, null, BFloat16).view(b, t, _heads, _dimHead).transpose(1, 2);
+        var scores = MixedPrecision.MatMul(w, w.transpose(-1, -2), BFloat16).mul(Math.Pow(_dimHead, -0.5));
+        var a = scores.softmax(-1);                                                      // softmax(w w^T / sqrt(p))
+        var mixed = MixedPrecision.MatMul(a, w, BFloat16);                               // A w
+        attention = keepAttention ? a : null;
+        var merged = mixed.transpose(1, 2).reshape(b, t, _heads * _dimHead);
+        return _dropout.forward(MixedPrecision.Linear(merged, _outProjection.weight!, _outProjection.bias, BFloat16));
     }
 }

@@ -38,9 +38,12 @@ public sealed class PatchEmbedding : nn.Module<Tensor, Tensor>
             .reshape(b, (h / patch) * (w / patch), patch * patch * c);
     }
 
+    /// <summary>Run the projection in bfloat16; see <see cref="MixedPrecision"/>.</summary>
+    public bool BFloat16 { get; set; }
+
     /// <inheritdoc />
     public override Tensor forward(Tensor images) =>
-        _tokenNorm.forward(_project.forward(_patchNorm.forward(Patchify(images, _patch))));
+        _tokenNorm.forward(MixedPrecision.Linear(_patchNorm.forward(Patchify(images, _patch)), _project.weight!, _project.bias, BFloat16));
 }
 
 /// <summary>The classifier head: LayerNorm(dim) -> Linear(dim, classes), children "0" and "1".</summary>
