@@ -5,6 +5,7 @@ using Crate.Core.Data;
 using Crate.Core.Data.Segmentation;
 using Crate.Core.Model;
 using Crate.Core.Segmentation;
+using Crate.Onnx.Export;
 using Crate.Training.Model;
 using Crate.Training.Segmentation;
 using TorchSharp;
@@ -23,6 +24,7 @@ internal static class SegmentCommand
         command.Subcommands.Add(Train());
         command.Subcommands.Add(Evaluate());
         command.Subcommands.Add(Predict());
+        command.Subcommands.Add(Export());
         return command;
     }
 
@@ -198,6 +200,23 @@ internal static class SegmentCommand
                 Console.WriteLine($"{stem}: true {Name(images, images.Label(i))}, predicted {Name(images, (int)predicted[i])} -> {stem}.overlay.png, {stem}.mask.png");
             }
             Console.WriteLine($"panels: image | ground truth |{(supervised != null ? " supervised |" : "")} emergent (foreground x predicted class) | class-token attention (mean over heads, layer {(emergent.Build(parse).Layer ?? config.Depth - 2)})");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Export()
+    {
+        var model = new Option<FileInfo>("--model") { Description = "Segmentation checkpoint (CRATE trunk) from `crate segment train --task segment`.", Required = true };
+        var output = new Option<FileInfo>("--out") { Description = "ONNX file to write.", Required = true };
+        var command = new Command("export", "Export a CRATE segmentation model to ONNX with 'mask_logits' [batch, K, H, W] and 'mask' [batch, H, W] (int64 class ids) outputs.") { model, output };
+        command.SetAction(parse =>
+        {
+            var (trunk, head) = SegmentationHeadWeights.FromCheckpoint(parse.GetValue(model)!.FullName);
+            var path = parse.GetValue(output)!.FullName;
+            CrateOnnxExporter.ExportToFile(trunk, path, new CrateOnnxExportOptions { Segmentation = head });
+            Console.WriteLine($"exported {trunk.Config} with a {head.NumClasses}-class segmentation head to {path}");
+            Console.WriteLine("input 'image' float32 [batch, C, H, W] raw pixels 0..255; outputs logits, probabilities, features, mask_logits, mask");
             return 0;
         });
         return command;

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Crate.Core.Model;
+using Crate.Core.Segmentation;
 using Crate.Core.Weights;
 using Crate.Training.Model;
 using TorchSharp;
@@ -35,20 +36,17 @@ public static class Architectures
 public sealed record SegmentationCheckpointContents(IVisionTransformer Trunk, SegmentationModel? Segmenter, IReadOnlyList<string> MaskClasses);
 
 /// <summary>
-/// Saves and loads trunks and segmentation models as one safetensors file. Trunk tensors keep their own names
+/// Saves and loads trunks and segmentation models as one safetensors file (layout: <see cref="SegmentationCheckpointFormat"/>). Trunk tensors keep their own names
 /// (for CRATE the reference's state-dict keys, so the file's trunk also loads as <see cref="CrateWeights"/>), the
 /// segmentation head's are prefixed <c>seg_head.</c>; metadata holds the configuration, the architecture and the
 /// mask class names.
 /// </summary>
 public static class SegmentationCheckpoint
 {
-    /// <summary>Metadata key: "crate" or "vit".</summary>
-    public const string ArchitectureKey = "crate.architecture";
-    /// <summary>Metadata key: the ViT MLP ratio.</summary>
-    public const string MlpRatioKey = "vit.mlp_ratio";
-    /// <summary>Metadata key: JSON array of mask class names (present when a segmentation head is saved).</summary>
-    public const string MaskClassesKey = "segmentation.classes";
-    private const string HeadPrefix = "seg_head.";
+    private const string ArchitectureKey = SegmentationCheckpointFormat.ArchitectureKey;
+    private const string MlpRatioKey = SegmentationCheckpointFormat.MlpRatioKey;
+    private const string MaskClassesKey = SegmentationCheckpointFormat.MaskClassesKey;
+    private const string HeadPrefix = SegmentationCheckpointFormat.HeadPrefix;
 
     /// <summary>Saves a trunk (classifier) alone.</summary>
     public static void Save(string path, IVisionTransformer trunk) => Write(path, trunk, null, null);

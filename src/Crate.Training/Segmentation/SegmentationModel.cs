@@ -1,3 +1,4 @@
+using Crate.Core.Segmentation;
 using Crate.Training.Model;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -16,7 +17,7 @@ namespace Crate.Training.Segmentation;
 public sealed class PatchSegmentationHead : nn.Module<Tensor, Tensor, Tensor>
 {
     /// <summary>Channels of the refinement's hidden layer.</summary>
-    public const int RefineChannels = 32;
+    public const int RefineChannels = SegmentationCheckpointFormat.RefineChannels;
 
     private readonly LayerNorm _norm;
     private readonly Linear _linear;
