@@ -1,16 +1,30 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using Crate.Cli.Commands;
 
 var root = new RootCommand("crate: train, inspect, export and serve CRATE white-box transformers.")
 {
     InfoCommand.Create(),
+    TrainCommand.Create(),
+    EvaluateCommand.Create(),
+    PredictCommand.Create(),
     BenchCommand.Create(),
     ExportCommand.Create(),
     SegmentCommand.Create(),
 };
+var parse = root.Parse(args);
+if (parse.Errors.Count > 0)
+{
+    // One line a user can act on, instead of System.CommandLine's error list followed by the whole help text.
+    var path = new List<string>();
+    for (var r = parse.CommandResult; r.Parent is CommandResult parent; r = parent) path.Insert(0, r.Command.Name);
+    var messages = parse.Errors.Select(e => string.Join(' ', e.Message.Split((char[])[' ', '\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries)));
+    Console.Error.WriteLine($"error: {string.Join("; ", messages)} (see '{string.Join(' ', ["crate", .. path, "--help"])}')");
+    return 2;
+}
 try
 {
-    return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+    return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (Exception e) when (CliErrors.IsUserError(e))
 {

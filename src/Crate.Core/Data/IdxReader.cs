@@ -70,15 +70,11 @@ public static class IdxReader
         var copy = data.ToArray();
         IO.AtomicFile.Write(path, s =>
         {
-            if (!path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase))
-            {
-                s.Write(header);
-                s.Write(copy);
-                return;
-            }
-            using var gzip = new GZipStream(s, CompressionLevel.Fastest, leaveOpen: true);
-            gzip.Write(header);
-            gzip.Write(copy);
+            // Only the gzip wrapper is disposed here: AtomicFile still flushes and closes the file stream itself.
+            using var gzip = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(s, CompressionLevel.Fastest, leaveOpen: true) : null;
+            var target = (Stream?)gzip ?? s;
+            target.Write(header);
+            target.Write(copy);
         });
     }
 

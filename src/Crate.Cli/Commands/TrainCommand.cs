@@ -1,0 +1,139 @@
+using System.CommandLine;
+using System.Globalization;
+using Crate.Cli.Reporting;
+using Crate.Core.Data;
+using Crate.Core.Model;
+using Crate.Training;
+using Crate.Training.Data;
+using Spectre.Console;
+
+namespace Crate.Cli.Commands;
+
+/// <summary>
+/// <c>crate train</c>: train (or resume, or fine-tune) a CRATE classifier. Writes checkpoints, the best
+/// <c>weights.safetensors</c>, <c>metrics.json</c> and a training-curve PNG into <c>--out</c>.
+/// </summary>
+internal static class TrainCommand
+{
+    public static Command Create()
+    {
+        var data = new DataOptions();
+        var shape = CliOptions.ModelShape();
+        var preset = new Option<string?>("--preset") { Description = $"Trunk preset ({string.Join(", ", CratePresets.Names)}; default mini, or the recipe's)." };
+        var recipe = new Option<string?>("--recipe") { Description = $"A named configuration ({string.Join(", ", TrainingRecipes.All.Select(r => r.Name))}); explicit options override it." };
+        var epochs = NumberOption.Integer("--epochs", "Epochs (default 10).");
+        var batchSize = NumberOption.Integer("--batch-size", "Images per step (default 128).");
+        var lr = NumberOption.Real("--lr", "Peak learning rate (default 1e-3).");
+        var minLr = NumberOption.Real("--min-lr", "Final learning rate of the cosine decay (default 1e-5).");
+        var warmup = NumberOption.Real("--warmup", "Warm-up epochs, fractions allowed (default 1).");
+        var weightDecay = NumberOption.Real("--weight-decay", "Decoupled weight decay on weight matrices (default 0.05).");
+        var optimizer = new Option<string?>("--optimizer") { Description = "adamw (default) or lion." };
+        optimizer.AcceptOnlyFromAmong("adamw", "lion");
+        var smoothing = NumberOption.Real("--label-smoothing", "Label smoothing (default 0.1).");
+        var clip = NumberOption.Real("--grad-clip", "Gradient norm clip, 0 for none (default 1).");
+        var augment = new Option<string?>("--augment") { Description = "Augmentation: none, crop[=PAD], resized-crop[=MINSCALE], flip; comma-separated (default none)." };
+        var valFraction = NumberOption.Real("--val-fraction", "Fraction of the training data held out for validation, 0 for none (default 0.1).");
+        var patience = NumberOption.Integer("--patience", "Early stopping: epochs without a better validation top-1 (default 0: off).");
+        var seed = NumberOption.Integer("--seed", "Seed of initialisation, split, order and augmentation (default 0).");
+        var threads = NumberOption.Integer("--threads", $"libtorch threads (default {Environment.ProcessorCount}, the machine's cores).");
+        var steps = NumberOption.Integer("--steps-per-epoch", "At most this many steps per epoch (quick runs).");
+        var testLimit = NumberOption.Integer("--test-limit", "Evaluate at most this many test images at the end (default: --limit, else all).");
+        var noTest = new Option<bool>("--no-test") { Description = "Skip the final evaluation on the source's test split." };
+        var output = new Option<DirectoryInfo?>("--out") { Description = "Run directory for checkpoints, weights, metrics and the curve (default runs/<time>)." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint (same options)." };
+        var initFrom = new Option<FileInfo?>("--init-from") { Description = "Start from these weights (fine-tuning); a new head when the data's classes differ." };
+
+        var command = new Command("train", "Train a CRATE classifier with progress, checkpoints, metrics.json and a training-curve PNG.")
+        {
+            preset, recipe, epochs, batchSize, lr, minLr, warmup, weightDecay, optimizer, smoothing, clip, augment, valFraction, patience, seed,
+            threads, steps, testLimit, noTest, output, resume, initFrom,
+        };
+        data.AddTo(command);
+        shape.AddTo(command);
+        command.SetAction((parse, cancellation) => Task.FromResult(CommandErrors.Run(() =>
+        {
+            var baseline = parse.GetValue(recipe) is { } name ? TrainingRecipes.ByName(name) : null;
+            var defaults = baseline?.Options ?? new TrainerOptions();
+            if (parse.GetValue(resume) && parse.GetValue(output) == null)
+                throw new ArgumentException("--resume needs --out: the run directory to continue.");
+            var outDir = parse.GetValue(output)?.FullName ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
+            var init = parse.GetValue(initFrom) is { } initFile ? CrateWeights.Load(initFile.FullName) : null;
+            var options = defaults with
+            {
+                Epochs = parse.GetValue(epochs) ?? defaults.Epochs,
+                BatchSize = parse.GetValue(batchSize) ?? defaults.BatchSize,
+                LearningRate = parse.GetValue(lr) ?? defaults.LearningRate,
+                MinLearningRate = parse.GetValue(minLr) ?? Math.Min(defaults.MinLearningRate, parse.GetValue(lr) ?? defaults.LearningRate),
+                WarmupEpochs = parse.GetValue(warmup) ?? defaults.WarmupEpochs,
+                WeightDecay = parse.GetValue(weightDecay) ?? defaults.WeightDecay,
+                Optimizer = parse.GetValue(optimizer) is { } o ? Enum.Parse<OptimizerKind>(o, ignoreCase: true) : defaults.Optimizer,
+                LabelSmoothing = parse.GetValue(smoothing) ?? defaults.LabelSmoothing,
+                GradClipNorm = parse.GetValue(clip) ?? defaults.GradClipNorm,
+                Augmentation = parse.GetValue(augment) is { } a ? Augmentation.Parse(a) : defaults.Augmentation,
+                ValidationFraction = parse.GetValue(valFraction) ?? defaults.ValidationFraction,
+                EarlyStoppingPatience = parse.GetValue(patience) ?? defaults.EarlyStoppingPatience,
+                Seed = parse.GetValue(seed) ?? defaults.Seed,
+                Threads = parse.GetValue(threads) ?? defaults.Threads,
+                MaxStepsPerEpoch = parse.GetValue(steps) ?? defaults.MaxStepsPerEpoch,
+                CheckpointDirectory = outDir,
+                Resume = parse.GetValue(resume),
+                InitialWeights = init,
+            };
+            options.Validate();
+
+            // The model's input decides how data is read: a resumed run's checkpoint, the initial weights, or the preset.
+            var resumed = options.Resume ? Checkpoint.Load(Path.Combine(outDir, Checkpoint.LastFile)).Weights.Config : null;
+            var architecture = resumed ?? init?.Config ?? shape.Build(parse, parse.GetValue(preset) ?? baseline?.Preset ?? "mini");
+            var read = resumed != null ? DataOptions.For(resumed) : new ImageReadOptions
+            {
+                Height = architecture.ImageHeight, Width = architecture.ImageWidth,
+                Channels = init?.Config.Channels ?? parse.GetValue(shape.Channels),
+            };
+            var fallbackData = baseline?.Data ?? DataSource.Generated;
+            var spec = data.Spec(parse, fallbackData);
+            var train = data.Load(parse, fallbackData, DataSplit.Train, read, options.Seed);
+            if (parse.GetValue(shape.Classes) is int classes && classes != train.ClassNames.Count)
+                throw new ArgumentException($"--classes {classes} disagrees with the data: '{spec}' has {train.ClassNames.Count} classes.");
+            bool evaluate = !parse.GetValue(noTest) && (baseline?.EvaluateOnTest ?? true) && DataSource.HasTestSplit(spec);
+            var test = evaluate
+                ? data.Load(parse, fallbackData, DataSplit.Test,
+                    read with { Channels = train.Channels, ClassNames = train.ClassNames.ToList(), Limit = parse.GetValue(testLimit) }, options.Seed)
+                : null;
+            options = options with { TestSet = test };
+
+            Console.WriteLine($"data: '{spec}' {train.Count} training images ({train.Channels}x{train.Height}x{train.Width}, {train.ClassNames.Count} classes){(test != null ? $", {test.Count} test images" : "")}");
+            Console.WriteLine($"model: {architecture with { Channels = train.Channels, NumClasses = train.ClassNames.Count }}");
+            Console.WriteLine($"training: {options.Optimizer}, lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, batch {options.BatchSize}, {options.Epochs} epochs, augmentation {options.Augmentation}, {options.Threads} threads, out {outDir}{(options.Resume ? " (resuming)" : "")}");
+
+            TrainingResult result;
+            try
+            {
+                result = TrainingProgress.Run((onStep, onEpoch) =>
+                    new CrateTrainer(options with { OnStep = onStep, OnEpoch = onEpoch }).Train(architecture, train, cancellation));
+            }
+            catch (OperationCanceledException)
+            {
+                Console.Error.WriteLine($"interrupted: checkpoints in '{outDir}' are intact; continue with: crate train --resume --out {outDir} (and the same options)");
+                return CommandErrors.Interrupted;
+            }
+            TrainingCurve.Save(Path.Combine(outDir, TrainingCurve.FileName), result.History, $"CRATE-{result.Config.Preset} on {spec}");
+            Report(result, outDir);
+            return 0;
+        })));
+        return command;
+    }
+
+    private static void Report(TrainingResult result, string outDir)
+    {
+        var table = new Table().AddColumn("").AddColumn("");
+        table.AddRow("stopped", Markup.Escape(result.StopReason));
+        if (result.BestEpoch > 0) table.AddRow("best epoch", Markup.Escape(result.History[result.BestEpoch - 1].ToString()));
+        if (result.Test is { } test) table.AddRow("test", Markup.Escape(test.ToString()));
+        table.AddRow("time", result.Duration.ToString(@"h\:mm\:ss", CultureInfo.InvariantCulture));
+        table.AddRow("weights", Markup.Escape(Path.Combine(outDir, Checkpoint.WeightsFile)));
+        table.AddRow("metrics", Markup.Escape(Path.Combine(outDir, Checkpoint.MetricsFile)));
+        table.AddRow("curve", Markup.Escape(Path.Combine(outDir, TrainingCurve.FileName)));
+        AnsiConsole.Write(table.HideHeaders());
+        if (result.Test is { } t) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test top-1: {t.Top1:P2}"));
+    }
+}

@@ -1,0 +1,144 @@
+using System.Text.Json;
+using Crate.Core.IO;
+using Crate.Core.Model;
+using Crate.Core.Weights;
+using Crate.Training.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Crate.Training;
+
+/// <summary>A training run failed in a way the user can act on; the message says what happened and what to do.</summary>
+public class TrainingException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public TrainingException(string message) : base(message) { }
+    /// <summary>Creates the exception with its cause.</summary>
+    public TrainingException(string message, Exception inner) : base(message, inner) { }
+}
+
+/// <summary>The loss became NaN or infinite; no checkpoint was written for the failing epoch.</summary>
+public sealed class TrainingDivergedException(string message, int epoch, int step) : TrainingException(message)
+{
+    /// <summary>Epoch (1-based) in which the loss stopped being finite.</summary>
+    public int Epoch { get; } = epoch;
+    /// <summary>Step within that epoch (1-based).</summary>
+    public int Step { get; } = step;
+}
+
+/// <summary>The loop's position and history, stored in a checkpoint next to the tensors.</summary>
+public sealed record TrainingState
+{
+    /// <summary>Epochs fully trained.</summary>
+    public int CompletedEpochs { get; init; }
+    /// <summary>Optimiser steps taken (the schedule's position).</summary>
+    public long GlobalStep { get; init; }
+    /// <summary>Best epoch so far (0: none).</summary>
+    public int BestEpoch { get; init; }
+    /// <summary>Epochs since the best one, for early stopping.</summary>
+    public int EpochsWithoutImprovement { get; init; }
+    /// <summary>The optimiser that wrote the state.</summary>
+    public OptimizerKind Optimizer { get; init; }
+    /// <summary>The run's seed (order and augmentation are keyed by it and the epoch).</summary>
+    public int Seed { get; init; }
+    /// <summary>Every finished epoch's metrics.</summary>
+    public IReadOnlyList<EpochMetrics> History { get; init; } = [];
+}
+
+/// <summary>
+/// A resumable training checkpoint: one safetensors file holding the model's parameters under their
+/// reference names, the optimiser state as <c>optimizer/&lt;parameter&gt;/&lt;slot&gt;</c>, libtorch's generator
+/// state as <c>rng/torch</c>, and the configuration and <see cref="TrainingState"/> as JSON metadata.
+/// Written atomically, so a crash leaves the previous checkpoint whole.
+/// </summary>
+public sealed class Checkpoint
+{
+    /// <summary>File name of the latest checkpoint in a run directory.</summary>
+    public const string LastFile = "last.ckpt";
+    /// <summary>File name of the best epoch's checkpoint.</summary>
+    public const string BestFile = "best.ckpt";
+    /// <summary>File name of the best weights (plain <see cref="CrateWeights"/>, what other commands read).</summary>
+    public const string WeightsFile = "weights.safetensors";
+    /// <summary>File name of the run's metrics.</summary>
+    public const string MetricsFile = "metrics.json";
+
+    private const string StateKey = "crate.training_state";
+    private const string OptimizerPrefix = "optimizer/";
+    private const string RngKey = "rng/torch";
+
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        WriteIndented = true,
+    };
+
+    private Checkpoint(CrateWeights weights, IReadOnlyList<NamedTensor> optimizer, byte[] torchRng, TrainingState state)
+    {
+        Weights = weights; OptimizerState = optimizer; TorchRng = torchRng; State = state;
+    }
+
+    /// <summary>The model's weights and configuration.</summary>
+    public CrateWeights Weights { get; }
+    /// <summary>Optimiser state tensors, named <c>parameter/slot</c>.</summary>
+    public IReadOnlyList<NamedTensor> OptimizerState { get; }
+    /// <summary>libtorch's default generator state (used by dropout).</summary>
+    public byte[] TorchRng { get; }
+    /// <summary>The loop's position and history.</summary>
+    public TrainingState State { get; }
+
+    /// <summary>Writes a checkpoint of <paramref name="model"/>, <paramref name="optimizer"/> and <paramref name="state"/> to <paramref name="path"/>, atomically.</summary>
+    public static void Save(string path, CrateModel model, CrateOptimizer optimizer, TrainingState state)
+    {
+        var weights = model.ToWeights();
+        using var scope = torch.NewDisposeScope();
+        var tensors = new List<NamedTensor>(weights.Tensors);
+        foreach (var (name, value) in optimizer.State())
+            tensors.Add(NamedTensor.FromFloats(OptimizerPrefix + name, value.shape, value.contiguous().data<float>().ToArray()));
+        var rng = torch.get_rng_state();
+        tensors.Add(new NamedTensor(RngKey, DType.U8, rng.shape, rng.data<byte>().ToArray()));
+        var metadata = new Dictionary<string, string>
+        {
+            [CrateWeights.ConfigKey] = model.Config.ToJson(),
+            [StateKey] = JsonSerializer.Serialize(state with { Optimizer = optimizer is LionOptimizer ? OptimizerKind.Lion : OptimizerKind.AdamW }, Json),
+        };
+        Safetensors.Write(path, tensors, metadata);
+    }
+
+    /// <summary>Reads a checkpoint written by <see cref="Save"/>.</summary>
+    /// <exception cref="TrainingException">The file is missing, malformed or not a checkpoint.</exception>
+    public static Checkpoint Load(string path)
+    {
+        if (!File.Exists(path)) throw new TrainingException($"Checkpoint '{path}' does not exist.");
+        try
+        {
+            var file = Safetensors.Read(path);
+            if (!file.Metadata.TryGetValue(StateKey, out var stateJson) || !file.TryGet(RngKey, out var rng))
+                throw new TrainingException($"'{path}' is not a training checkpoint (no '{StateKey}' metadata or '{RngKey}' tensor); a weights file can start a run with --init-from.");
+            var state = JsonSerializer.Deserialize<TrainingState>(stateJson, Json) ?? throw new TrainingException($"Checkpoint '{path}' has an empty training state.");
+            var model = file.Tensors.Where(t => !t.Name.Contains('/')).ToList();
+            var optimizer = file.Tensors.Where(t => t.Name.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
+                .Select(t => new NamedTensor(t.Name[OptimizerPrefix.Length..], t.DType, t.Shape, t.Data)).ToList();
+            var config = CrateConfig.FromJson(file.Metadata[CrateWeights.ConfigKey]);
+            return new Checkpoint(CrateWeights.Create(config, model, source: path), optimizer, rng.Data, state);
+        }
+        catch (Exception e) when (e is SafetensorsException or JsonException or ArgumentException or KeyNotFoundException)
+        {
+            throw new TrainingException($"Checkpoint '{path}' cannot be read: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Restores the optimiser state (its step count is the global step: one update per step) and libtorch's generator.</summary>
+    public void Restore(CrateOptimizer optimizer)
+    {
+        using var scope = torch.NewDisposeScope();
+        var state = OptimizerState.ToDictionary(t => t.Name, t => torch.tensor(t.ToFloats(), t.Shape), StringComparer.Ordinal);
+        optimizer.LoadState(state, State.GlobalStep);
+        torch.set_rng_state(torch.tensor(TorchRng, [TorchRng.LongLength], ScalarType.Byte));
+    }
+
+    /// <summary>Copies <paramref name="source"/> to <paramref name="target"/> atomically (the target is never partial).</summary>
+    internal static void CopyAtomically(string source, string target) =>
+        AtomicFile.Write(target, s => { using var input = File.OpenRead(source); input.CopyTo(s); });
+}

@@ -1,0 +1,121 @@
+using Crate.Core.Model;
+using Crate.Training;
+using Crate.Training.Model;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Crate.Training.Tests.Training;
+
+public class OptimizerTests
+{
+    /// <summary>Sets the parameter's gradient to <paramref name="g"/> through autograd: d/dp sum(p * g) = g.</summary>
+    private static void Backward(Parameter p, float[] g)
+    {
+        using var scope = torch.NewDisposeScope();
+        p.mul(torch.tensor(g)).sum().backward();
+    }
+
+    private static float[] Values(Tensor t) => t.detach().data<float>().ToArray();
+
+    [Test]
+    public void Lion_matches_two_hand_computed_steps()
+    {
+        // lr 0.1, weight decay 0.5 (so p is scaled by 1 - 0.05), betas 0.9 / 0.99.
+        var p = new Parameter(torch.tensor(new[] { 1.0f, -2.0f, 0.5f, 0.0f }));
+        var frozen = new Parameter(torch.tensor(new[] { 1.0f, -2.0f, 0.5f, 0.0f }));
+        using var lion = new LionOptimizer([new("p", p, Decay: true), new("bias", frozen, Decay: false)], weightDecay: 0.5);
+
+        // Step 1: m = 0, so c = 0.1 g = [0.05, -0.1, 0, 0.2], sign = [1, -1, 0, 1];
+        // p = 0.95 p - 0.1 sign = [0.85, -1.8, 0.475, -0.1]; m = 0.01 g = [0.005, -0.01, 0, 0.02].
+        Backward(p, [0.5f, -1.0f, 0.0f, 2.0f]);
+        Backward(frozen, [0.5f, -1.0f, 0.0f, 2.0f]);
+        lion.Step(0.1);
+        Assert.That(Values(p), Is.EqualTo(new[] { 0.85f, -1.8f, 0.475f, -0.1f }).Within(1e-6f));
+        // Without decay: p - 0.1 sign = [0.9, -1.9, 0.5, -0.1].
+        Assert.That(Values(frozen), Is.EqualTo(new[] { 0.9f, -1.9f, 0.5f, -0.1f }).Within(1e-6f));
+
+        // Step 2: g = [-0.3, 0.2, 0.1, -0.1]; c = 0.9 m + 0.1 g = [-0.0255, 0.011, 0.01, 0.008], sign = [-1, 1, 1, 1];
+        // p = 0.95 [0.85, -1.8, 0.475, -0.1] - 0.1 sign = [0.9075, -1.81, 0.35125, -0.195].
+        lion.ZeroGrad();
+        Backward(p, [-0.3f, 0.2f, 0.1f, -0.1f]);
+        lion.Step(0.1);
+        Assert.That(Values(p), Is.EqualTo(new[] { 0.9075f, -1.81f, 0.35125f, -0.195f }).Within(1e-6f));
+        // m = 0.99 m + 0.01 g = [0.00195, -0.0079, 0.001, 0.0188].
+        var m = lion.State().Single(s => s.Name == "p/exp_avg").Value;
+        Assert.That(Values(m), Is.EqualTo(new[] { 0.00195f, -0.0079f, 0.001f, 0.0188f }).Within(1e-7f));
+    }
+
+    [Test]
+    public void AdamW_first_step_matches_hand_computation()
+    {
+        // p = 1, g = 0.5, lr 0.1, wd 0.1: p = 0.99 after decay; m = 0.05, v = 0.00025; bias-corrected m = 0.5,
+        // v = 0.25, so the step is 0.1 * 0.5 / (0.5 + 1e-8) = 0.1 and p = 0.89.
+        var p = new Parameter(torch.tensor(new[] { 1.0f }));
+        using var adamw = new AdamWOptimizer([new("p", p, Decay: true)], weightDecay: 0.1);
+        Backward(p, [0.5f]);
+        adamw.Step(0.1);
+        Assert.That(Values(p)[0], Is.EqualTo(0.89f).Within(1e-6f));
+    }
+
+    [Test]
+    public void AdamW_matches_TorchSharp_AdamW_over_several_steps()
+    {
+        torch.manual_seed(3);
+        var initial = torch.randn(6, 4);
+        var target = torch.randn(6, 4);
+        var mine = new Parameter(initial.clone());
+        var theirs = new Parameter(initial.clone());
+        using var adamw = new AdamWOptimizer([new("w", mine, Decay: true)], weightDecay: 0.2);
+        var reference = torch.optim.AdamW([theirs], lr: 0.05, weight_decay: 0.2);
+        for (int step = 0; step < 8; step++)
+        {
+            double lr = 0.05 * (step + 1) / 8;   // a changing learning rate, as the schedule gives
+            foreach (var group in reference.ParamGroups) group.LearningRate = lr;
+            foreach (var p in new[] { mine, theirs })
+            {
+                using var scope = torch.NewDisposeScope();
+                p.grad = null;
+                p.sub(target).pow(2).sum().mul(p.abs().add(1)).sum().backward();   // gradients depend on p
+            }
+            adamw.Step(lr);
+            reference.step();
+            Assert.That(Values(mine), Is.EqualTo(Values(theirs)).Within(1e-6f), $"step {step + 1}");
+        }
+    }
+
+    [Test]
+    public void Weight_decay_applies_to_matrices_only()
+    {
+        var config = CratePresets.Mini with { Depth = 1 };
+        using var model = new CrateModel(config);
+        var decayed = CrateOptimizer.Split(model).Where(p => p.Decay).Select(p => p.Name).Order().ToArray();
+        Assert.That(decayed, Is.EqualTo(new[]
+        {
+            "mlp_head.1.weight", "to_patch_embedding.2.weight",
+            "transformer.layers.0.0.fn.qkv.weight", "transformer.layers.0.0.fn.to_out.0.weight", "transformer.layers.0.1.fn.weight",
+        }));
+    }
+
+    [Test]
+    public void State_round_trip_continues_identically()
+    {
+        torch.manual_seed(5);
+        var start = torch.randn(5);
+        var a = new Parameter(start.clone());
+        var b = new Parameter(start.clone());
+        using var first = new AdamWOptimizer([new("x", a, true)], 0.1);
+        float[] grad1 = [0.3f, -0.2f, 0.9f, 0.0f, -1.5f], grad2 = [-0.1f, 0.4f, 0.2f, 0.7f, 0.05f];
+        Backward(a, grad1);
+        first.Step(0.01);
+        using (torch.no_grad()) b.copy_(a);
+        using var second = new AdamWOptimizer([new("x", b, true)], 0.1);
+        second.LoadState(first.State().ToDictionary(s => s.Name, s => s.Value), first.StepCount);
+        first.ZeroGrad();
+        Backward(a, grad2);
+        Backward(b, grad2);
+        first.Step(0.01);
+        second.Step(0.01);
+        Assert.That(Values(b), Is.EqualTo(Values(a)));
+    }
+}

@@ -1,0 +1,170 @@
+using System.Security.Cryptography;
+using Crate.Core.Data;
+using Crate.Core.Model;
+using Crate.Training;
+using Crate.Training.Data;
+using Crate.Training.Model;
+
+namespace Crate.Training.Tests.Training;
+
+public class TrainerTests
+{
+    /// <summary>A small trunk so a test trains in seconds on two cores.</summary>
+    private static readonly CrateConfig Small = CratePresets.Mini with { Preset = "test", Dim = 64, Depth = 2, Heads = 4, DimHead = 16 };
+
+    /// <summary>
+    /// One libtorch thread: tests share two cores with other test runs, and an oversubscribed OpenMP pool ran
+    /// these small models 5-10x slower than a single thread did.
+    /// </summary>
+    private const int Threads = 1;
+
+    private string _dir = "";
+
+    [SetUp]
+    public void CreateDirectory() => _dir = Directory.CreateTempSubdirectory("crate-trainer-").FullName;
+
+    [TearDown]
+    public void DeleteDirectory() => Directory.Delete(_dir, recursive: true);
+
+    [Test]
+    public void Short_run_on_generated_shapes_learns_well_above_chance()
+    {
+        var data = GeneratedShapes.Create(3000, seed: 1);
+        var test = GeneratedShapes.Create(300, seed: 2);
+        var steps = new List<StepMetrics>();
+        var trainer = new CrateTrainer(new TrainerOptions
+        {
+            Epochs = 8, BatchSize = 50, LearningRate = 2e-3, WarmupEpochs = 0.5, ValidationFraction = 0.2, TestSet = test, Seed = 7,
+            CheckpointDirectory = _dir, OnStep = steps.Add, Threads = Threads,
+        });
+        var result = trainer.Train(Small, data);
+
+        Assert.That(result.History, Has.Count.EqualTo(8));
+        Assert.That(steps, Has.Count.EqualTo(8 * 48));                         // 2400 training images / 50
+        Assert.That(steps.Select(s => s.GlobalStep), Is.EqualTo(Enumerable.Range(1, 8 * 48).Select(i => (long)i)));
+        Assert.That(result.TrainImages, Is.EqualTo(2400));
+        Assert.That(result.History[^1].TrainLoss, Is.LessThan(result.History[0].TrainLoss * 0.6), "training loss must fall");
+        Assert.That(result.Test!.Top1, Is.GreaterThan(0.5), "chance is 0.1");
+        // The returned model holds the best epoch's weights: re-evaluating it gives that epoch's validation numbers.
+        var best = result.History[result.BestEpoch - 1];
+        Assert.That(best.ValidationTop1, Is.EqualTo(result.History.Max(h => h.ValidationTop1)));
+        var weights = CrateWeights.Load(Path.Combine(_dir, Checkpoint.WeightsFile));
+        var reloaded = CrateEvaluation.LoadModel(weights);
+        var again = CrateEvaluation.Evaluate(reloaded, test);
+        Assert.That(again.Top1, Is.EqualTo(result.Test.Top1));
+        // Normalisation stored with the model is the training split's statistics.
+        Assert.That(weights.Config.Mean, Has.Length.EqualTo(1));
+        Assert.That(weights.Config.ClassNames, Is.EqualTo(GeneratedShapes.ClassNames));
+        Assert.That(File.ReadAllText(Path.Combine(_dir, Checkpoint.MetricsFile)), Does.Contain("\"best_epoch\": " + result.BestEpoch));
+    }
+
+    [Test]
+    public void Evaluation_agrees_with_probabilities_computed_independently()
+    {
+        var data = GeneratedShapes.Create(70, seed: 3);
+        var model = new CrateModel(Small with { ClassNames = [.. GeneratedShapes.ClassNames] });
+        var probabilities = CrateEvaluation.Probabilities(model, data, batchSize: 32);
+        var result = CrateEvaluation.Evaluate(model, data, batchSize: 32);
+        double loss = 0;
+        int top1 = 0, top5 = 0;
+        for (int i = 0; i < data.Count; i++)
+        {
+            var p = probabilities[i];
+            int label = data.Label(i);
+            loss -= Math.Log(p[label]);
+            if (Array.IndexOf(p, p.Max()) == label) top1++;
+            if (p.Count(v => v > p[label]) < 5) top5++;
+        }
+        Assert.That(result.Loss, Is.EqualTo(loss / data.Count).Within(1e-4));
+        Assert.That(result.Top1, Is.EqualTo((double)top1 / data.Count));
+        Assert.That(result.Top5, Is.EqualTo((double)top5 / data.Count));
+        Assert.That(result.ClassCounts.Sum(), Is.EqualTo(70));
+        Assert.That(result.ClassCorrect.Sum(), Is.EqualTo(top1));
+    }
+
+    [TestCase(OptimizerKind.AdamW)]
+    [TestCase(OptimizerKind.Lion)]
+    public void Resumed_run_equals_uninterrupted_run(OptimizerKind optimizer)
+    {
+        // Dropout and augmentation are on, so libtorch's generator and the loader's seeded choices both matter.
+        var config = Small with { Dropout = 0.1 };
+        var data = GeneratedShapes.Create(320, seed: 4);
+        TrainerOptions Options(string dir, Action<EpochMetrics>? onEpoch = null) => new()
+        {
+            Epochs = 4, BatchSize = 64, Optimizer = optimizer, LearningRate = optimizer == OptimizerKind.Lion ? 3e-4 : 1e-3,
+            Augmentation = new Augmentation { CropPadding = 2, HorizontalFlip = true }, ValidationFraction = 0.2, Seed = 11,
+            CheckpointDirectory = dir, OnEpoch = onEpoch, Threads = Threads,
+        };
+        var straight = new CrateTrainer(Options(Path.Combine(_dir, "a"))).Train(config, data);
+
+        using var interrupt = new CancellationTokenSource();
+        var dir = Path.Combine(_dir, "b");
+        Assert.Throws<OperationCanceledException>(() =>
+            new CrateTrainer(Options(dir, m => { if (m.Epoch == 2) interrupt.Cancel(); })).Train(config, data, interrupt.Token));
+        Assert.That(Checkpoint.Load(Path.Combine(dir, Checkpoint.LastFile)).State.CompletedEpochs, Is.EqualTo(2));
+        var resumed = new CrateTrainer(Options(dir) with { Resume = true }).Train(config, data);
+
+        Assert.That(resumed.History.Select(h => h.TrainLoss), Is.EqualTo(straight.History.Select(h => h.TrainLoss)));
+        var expected = Checkpoint.Load(Path.Combine(_dir, "a", Checkpoint.LastFile));
+        var actual = Checkpoint.Load(Path.Combine(dir, Checkpoint.LastFile));
+        foreach (var (a, b) in expected.Weights.Tensors.Zip(actual.Weights.Tensors))
+            Assert.That(b.Data, Is.EqualTo(a.Data), $"{a.Name} differs after resuming");
+        foreach (var (a, b) in expected.OptimizerState.Zip(actual.OptimizerState))
+            Assert.That(b.Data, Is.EqualTo(a.Data), $"optimizer state {a.Name} differs after resuming");
+    }
+
+    [Test]
+    public void Non_finite_loss_stops_with_a_message_and_keeps_the_last_checkpoint()
+    {
+        var data = GeneratedShapes.Create(256, seed: 5);
+        var options = new TrainerOptions { Epochs = 3, BatchSize = 64, ValidationFraction = 0, CheckpointDirectory = _dir, Seed = 1, Threads = Threads };
+        using var interrupt = new CancellationTokenSource();
+        Assert.Throws<OperationCanceledException>(() =>
+            new CrateTrainer(options with { OnEpoch = _ => interrupt.Cancel() }).Train(Small, data, interrupt.Token));
+        var last = Path.Combine(_dir, Checkpoint.LastFile);
+        var before = SHA256.HashData(File.ReadAllBytes(last));
+
+        // An absurd learning rate sends the weights to infinity on the first step of epoch 2; the next loss is not finite.
+        var error = Assert.Throws<TrainingDivergedException>(() =>
+            new CrateTrainer(options with { Resume = true, LearningRate = 1e30, MinLearningRate = 1e30, GradClipNorm = 0 }).Train(Small, data))!;
+        Assert.That(error.Message, Does.StartWith("Training diverged: the loss became"));
+        Assert.That(error.Message, Does.Contain($"at epoch 2, step {error.Step} of 4"));
+        Assert.That(error.Message, Does.Contain($"The last good checkpoint '{last}' (epoch 1) is intact"));
+        Assert.That(error.Epoch, Is.EqualTo(2));
+        Assert.That(SHA256.HashData(File.ReadAllBytes(last)), Is.EqualTo(before));
+        Assert.That(Checkpoint.Load(last).State.CompletedEpochs, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void Fine_tuning_keeps_the_trunk_and_gives_a_new_head()
+    {
+        var source = new CrateModel(Small with { ClassNames = [.. GeneratedShapes.ClassNames] }).ToWeights();
+        // Three classes only: circles, squares and triangles, relabelled 0..2.
+        var all = GeneratedShapes.Create(90, seed: 6);
+        var three = all.Subset(Enumerable.Range(0, all.Count).Where(i => all.Label(i) < 3).ToArray());
+        three = new ImageDataset("three", 1, 28, 28, Enumerable.Range(0, three.Count).SelectMany(i => three.Image(i).ToArray()).ToArray(),
+            three.Labels.ToArray(), ["circle", "square", "triangle"]);
+        // A learning rate of ~0 leaves every loaded weight as it was, so the test sees what initialisation did.
+        var result = new CrateTrainer(new TrainerOptions
+        {
+            Epochs = 1, BatchSize = 9, LearningRate = 1e-20, MinLearningRate = 0, ValidationFraction = 0, InitialWeights = source, MaxStepsPerEpoch = 1, Threads = Threads,
+        }).Train(CratePresets.Tiny, three);
+
+        var tuned = result.Model.ToWeights();
+        Assert.That(tuned.Config.NumClasses, Is.EqualTo(3));
+        Assert.That(tuned.Config.Dim, Is.EqualTo(Small.Dim), "the trunk comes from the initial weights, not the architecture argument");
+        foreach (var t in source.Tensors.Where(t => !t.Name.StartsWith("mlp_head.")))
+            Assert.That(tuned.Floats(t.Name), Is.EqualTo(source.Floats(t.Name)).Within(1e-6f), t.Name);
+        Assert.That(tuned.Tensors.Single(t => t.Name == "mlp_head.1.weight").Shape, Is.EqualTo(new long[] { 3, Small.Dim }));
+        Assert.That(tuned.Floats("mlp_head.1.weight"), Is.Not.EqualTo(source.Floats("mlp_head.1.weight")[..(3 * Small.Dim)]));
+        Assert.That(tuned.Config.Mean, Is.EqualTo(source.Config.Mean), "fine-tuning keeps the initial weights' normalisation");
+    }
+
+    [Test]
+    public void Data_of_the_wrong_size_is_rejected_with_both_sizes()
+    {
+        var data = GeneratedShapes.Create(20, seed: 0, height: 32, width: 32);
+        var error = Assert.Throws<ArgumentException>(() => new CrateTrainer(new() { Epochs = 1 }).Train(Small, data))!;
+        Assert.That(error.Message, Does.Contain("1x32x32 images; the model takes 1x28x28"));
+    }
+}
