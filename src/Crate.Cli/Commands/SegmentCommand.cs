@@ -6,6 +6,7 @@ using Crate.Core.Data.Segmentation;
 using Crate.Core.Model;
 using Crate.Core.Segmentation;
 using Crate.Onnx.Export;
+using Crate.Training;
 using Crate.Training.Model;
 using Crate.Training.Segmentation;
 using TorchSharp;
@@ -72,6 +73,8 @@ internal static class SegmentCommand
         arch.AcceptOnlyFromAmong(Architectures.Crate, Architectures.Vit);
         var init = new Option<FileInfo?>("--init") { Description = "Start from this checkpoint's trunk (e.g. a classifier trained with --task classify)." };
         var preset = new Option<string>("--preset") { Description = "Trunk preset for a new model.", DefaultValueFactory = _ => "mini" };
+        var dim = new Option<int?>("--dim") { Description = "Token width for a new model (heads = dim / 32); default the preset's." };
+        var depth = new Option<int?>("--depth") { Description = "Number of layers for a new model; default the preset's." };
         var patch = new Option<int>("--patch-size") { Description = "Patch side for a new model.", DefaultValueFactory = _ => 8 };
         var count = new Option<int>("--count") { Description = "Training images (scenes generated, or the first N of the folder).", DefaultValueFactory = _ => 10000 };
         var testCount = new Option<int>("--test-count") { Description = "Generated test scenes to evaluate on after training (0: none; ignored with --data).", DefaultValueFactory = _ => 1000 };
@@ -79,9 +82,10 @@ internal static class SegmentCommand
         var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 64 };
         var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 1e-3 };
         var wd = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.05 };
+        var optimizer = new Option<OptimizerKind>("--optimizer") { Description = "AdamW or Lion (the trainer's optimisers).", DefaultValueFactory = _ => OptimizerKind.AdamW };
         var freeze = new Option<bool>("--freeze") { Description = "Segment task: train the head only, trunk frozen." };
         var command = new Command("train", "Train a classifier on scene labels (emergent segmentation) or a segmentation head on masks.")
-        { output, task, arch, init, preset, patch, count, testCount, epochs, batch, lr, wd, freeze };
+        { output, task, arch, init, preset, dim, depth, patch, count, testCount, epochs, batch, lr, wd, optimizer, freeze };
         data.AddTo(command);
         command.SetAction(parse =>
         {
@@ -89,11 +93,11 @@ internal static class SegmentCommand
             var initFile = parse.GetValue(init);
             var start = initFile != null ? SegmentationCheckpoint.Load(initFile.FullName) : null;
             var train = data.Load(parse, train: true, parse.GetValue(count), start?.Trunk.Config);
-            var trunk = start?.Trunk ?? Architectures.Create(parse.GetValue(arch)!, NewConfig(parse.GetValue(preset)!, parse.GetValue(patch), train));
+            var trunk = start?.Trunk ?? Architectures.Create(parse.GetValue(arch)!, NewConfig(parse.GetValue(preset)!, parse.GetValue(dim), parse.GetValue(depth), parse.GetValue(patch), train));
             Console.WriteLine($"model: {Architectures.NameOf(trunk)} {trunk.Config}, {trunk.Module.parameters().Sum(p => p.numel()):N0} trunk parameters");
             var options = new SegmentationTrainingOptions
             {
-                Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr),
+                Optimizer = parse.GetValue(optimizer), Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr),
                 WeightDecay = parse.GetValue(wd), FreezeBackbone = parse.GetValue(freeze), Seed = parse.GetValue(data.Seed),
             };
             void Report(EpochReport r) => Console.WriteLine(FormattableString.Invariant($"epoch {r.Epoch,3}  loss {r.Loss:F4}  lr {r.LearningRate:E2}  {r.ImagesPerSecond:F0} images/s"));
@@ -241,10 +245,13 @@ internal static class SegmentCommand
     }
 
     /// <summary>A trunk preset resized to the data: input size, channels, patch, classes and normalisation from the training images.</summary>
-    private static CrateConfig NewConfig(string preset, int patch, SegmentationDataset train)
+    private static CrateConfig NewConfig(string preset, int? dim, int? depth, int patch, SegmentationDataset train)
     {
         var (mean, std) = train.ToClassification().ChannelStatistics();
-        return (CratePresets.ByName(preset) with
+        var trunk = CratePresets.ByName(preset);
+        if (dim is int d) trunk = trunk with { Dim = d, Heads = Math.Max(1, d / 32), DimHead = d / Math.Max(1, d / 32), Preset = "custom" };
+        if (depth is int l) trunk = trunk with { Depth = l, Preset = "custom" };
+        return (trunk with
         {
             ImageHeight = train.Height, ImageWidth = train.Width, PatchSize = patch, Channels = train.Channels,
             NumClasses = train.NumClasses - 1, ClassNames = train.ClassNames.Skip(1).ToArray(), Mean = mean, Std = std,

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Crate.Core.Data.Segmentation;
 using Crate.Training.Model;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Crate.Training.Segmentation;
@@ -14,9 +13,11 @@ public sealed record SegmentationTrainingOptions
     public int Epochs { get; init; } = 10;
     /// <summary>Images per step. Default 64.</summary>
     public int BatchSize { get; init; } = 64;
-    /// <summary>Peak AdamW learning rate. Default 1e-3.</summary>
+    /// <summary>Optimiser (the trainer's AdamW or Lion). Default AdamW.</summary>
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.AdamW;
+    /// <summary>Peak learning rate. Default 1e-3.</summary>
     public double LearningRate { get; init; } = 1e-3;
-    /// <summary>AdamW weight decay. Default 0.05.</summary>
+    /// <summary>Decoupled weight decay (matrices only, as the trainer splits parameters). Default 0.05.</summary>
     public double WeightDecay { get; init; } = 0.05;
     /// <summary>Fraction of the steps spent warming the learning rate up linearly; cosine decay to 0 follows. Default 0.05.</summary>
     public double WarmupFraction { get; init; } = 0.05;
@@ -37,8 +38,9 @@ public sealed record EpochReport(int Epoch, double Loss, double LearningRate, do
 
 /// <summary>
 /// Trains on <see cref="SegmentationDataset"/>s: image-level classification of the scenes (what emergent segmentation
-/// needs) and supervised segmentation with pixel cross-entropy (ignore index 255). AdamW, linear warm-up then cosine
-/// decay, shuffled batches, optional flips; each step runs in its own dispose scope.
+/// needs) and supervised segmentation with pixel cross-entropy (ignore index 255). Uses the trainer's optimisers
+/// (<see cref="CrateOptimizer"/>) and warm-up + cosine <see cref="LearningRateSchedule"/>; shuffled batches, optional
+/// flips; each step runs in its own dispose scope. Works on any <see cref="IVisionTransformer"/> (CRATE or the ViT baseline).
 /// </summary>
 public static class SegmentationTraining
 {
@@ -50,7 +52,7 @@ public static class SegmentationTraining
             throw new ArgumentException($"The classifier has {config.NumClasses} classes but '{data.Name}' has {data.NumClasses - 1} object classes.");
         var usable = Enumerable.Range(0, data.Count).Where(i => data.Label(i) >= 0).ToArray();
         var module = model.Module;
-        Run(module, module.parameters().ToList(), usable, options, progress, (batch, flip) =>
+        Run(module, CrateOptimizer.Split(module), usable, options, progress, (batch, flip) =>
         {
             var images = SegmentationBatch.Images(data, batch, config);
             if (flip is not null) images = torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images);
@@ -66,7 +68,7 @@ public static class SegmentationTraining
             throw new ArgumentException($"The segmentation head has {model.NumClasses} classes but '{data.Name}' has {data.NumClasses} mask classes.");
         var trunkParameters = model.Trunk.Module.parameters().ToList();
         foreach (var p in trunkParameters) p.requires_grad = !options.FreezeBackbone;
-        var trainable = options.FreezeBackbone ? model.Head.parameters().ToList() : model.parameters().ToList();
+        var trainable = CrateOptimizer.Split(options.FreezeBackbone ? model.Head : model);
         try
         {
             Run(model, trainable, Enumerable.Range(0, data.Count).ToArray(), options, progress, (batch, flip) =>
@@ -87,7 +89,7 @@ public static class SegmentationTraining
         }
     }
 
-    private static void Run(nn.Module<Tensor, Tensor> module, List<Parameter> trainable, int[] items, SegmentationTrainingOptions o,
+    private static void Run(nn.Module module, IEnumerable<OptimizedParameter> trainable, int[] items, SegmentationTrainingOptions o,
         Action<EpochReport>? progress, Func<int[], Tensor?, Tensor> loss)
     {
         if (o.Epochs <= 0 || o.BatchSize <= 0) throw new ArgumentException($"Epochs ({o.Epochs}) and batch size ({o.BatchSize}) must be positive.");
@@ -95,8 +97,9 @@ public static class SegmentationTraining
         torch.manual_seed(o.Seed);
         var rng = new Random(o.Seed);
         int stepsPerEpoch = (items.Length + o.BatchSize - 1) / o.BatchSize;
-        long total = (long)stepsPerEpoch * o.Epochs, warmup = Math.Max(1, (long)(total * o.WarmupFraction)), step = 0;
-        using var optimizer = torch.optim.AdamW(trainable, o.LearningRate, weight_decay: o.WeightDecay);
+        long total = (long)stepsPerEpoch * o.Epochs, step = 0;
+        var schedule = new LearningRateSchedule(o.LearningRate, 0, Math.Max(1, (long)(total * o.WarmupFraction)), total);
+        using var optimizer = CrateOptimizer.Create(o.Optimizer, trainable, o.WeightDecay);
         module.train();
         double lr = 0;
         for (int epoch = 1; epoch <= o.Epochs; epoch++)
@@ -107,16 +110,14 @@ public static class SegmentationTraining
             var clock = Stopwatch.StartNew();
             for (int s = 0; s < stepsPerEpoch; s++, step++)
             {
-                lr = step < warmup ? o.LearningRate * (step + 1) / warmup
-                    : 0.5 * o.LearningRate * (1 + Math.Cos(Math.PI * (step - warmup) / Math.Max(1, total - warmup)));
-                foreach (var group in optimizer.ParamGroups) group.LearningRate = lr;
+                lr = schedule.At(step);
                 var batch = order[(s * o.BatchSize)..Math.Min(items.Length, (s + 1) * o.BatchSize)];
                 using var scope = torch.NewDisposeScope();
                 var flip = o.Flip ? torch.tensor(batch.Select(_ => rng.Next(2) == 1).ToArray()) : null;
-                optimizer.zero_grad();
+                optimizer.ZeroGrad();
                 var value = loss(batch, flip);
                 value.backward();
-                optimizer.step();
+                optimizer.Step(lr);
                 sum += value.item<float>();
             }
             progress?.Invoke(new EpochReport(epoch, sum / stepsPerEpoch, lr, items.Length / clock.Elapsed.TotalSeconds));

@@ -36,7 +36,7 @@ public class SceneGeneratorTests
     {
         var bank = ObjectBank.Shapes(100, 2);
         var scenes = SceneGenerator.Generate(bank, 60, Small, "train");
-        Assert.That(scenes.ClassNames, Is.EqualTo(new[] { "background" }.Concat(ObjectBank.ShapeClasses)));
+        Assert.That(scenes.ClassNames, Is.EqualTo(new[] { "background" }.Concat(GeneratedShapes.ClassNames)));
         for (int i = 0; i < scenes.Count; i++)
         {
             var mask = scenes.Mask(i).ToArray();
@@ -57,7 +57,7 @@ public class SceneGeneratorTests
         var (train, test) = SceneGenerator.FashionScenes(20, 10, Small, "/nonexistent-fashion", log.Add);
         Assert.That(log, Has.Count.EqualTo(1).And.Some.Contains("generated shapes"));
         Assert.That((train.Count, test.Count), Is.EqualTo((20, 10)));
-        Assert.That(train.NumClasses, Is.EqualTo(6));
+        Assert.That(train.NumClasses, Is.EqualTo(11));
         if (!File.Exists(Path.Combine(IdxReader.FashionMnistDirectory, "t10k-images-idx3-ubyte.gz"))) Assert.Ignore("Fashion-MNIST is not installed.");
         log.Clear();
         var (ftrain, ftest) = SceneGenerator.FashionScenes(20, 10, Small, log: log.Add);

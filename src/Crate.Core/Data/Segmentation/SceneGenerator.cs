@@ -50,41 +50,12 @@ public sealed class ObjectBank
         return new ObjectBank(images, images.Name);
     }
 
-    /// <summary>Names of the generated shape classes used when no real objects are available.</summary>
-    public static IReadOnlyList<string> ShapeClasses { get; } = ["disc", "square", "triangle", "ring", "cross"];
-
     /// <summary>
-    /// Generated 28x28 shapes (<see cref="ShapeClasses"/>) of random size, position jitter and brightness gradient:
-    /// the fallback when Fashion-MNIST is not installed.
+    /// <see cref="GeneratedShapes"/> drawn on a plain black background (their ten shape classes): the fallback when
+    /// Fashion-MNIST is not installed.
     /// </summary>
-    public static ObjectBank Shapes(int count, int seed)
-    {
-        const int n = 28;
-        var pixels = new byte[count * n * n];
-        var labels = new int[count];
-        var rng = new Random(seed);
-        for (int i = 0; i < count; i++)
-        {
-            int cls = labels[i] = i % ShapeClasses.Count;
-            double r = 8 + rng.NextDouble() * 5, cx = 13.5 + rng.NextDouble() * 2 - 1, cy = 13.5 + rng.NextDouble() * 2 - 1;
-            double level = 150 + rng.NextDouble() * 100, slope = rng.NextDouble() * 4 - 2;
-            for (int y = 0; y < n; y++)
-            for (int x = 0; x < n; x++)
-            {
-                double dx = x - cx, dy = y - cy, d = Math.Sqrt(dx * dx + dy * dy);
-                bool inside = cls switch
-                {
-                    0 => d <= r,
-                    1 => Math.Abs(dx) <= r * 0.8 && Math.Abs(dy) <= r * 0.8,
-                    2 => dy <= r * 0.7 && dy >= -r * 0.9 + 1.8 * Math.Abs(dx),
-                    3 => d <= r && d >= r * 0.55,
-                    _ => (Math.Abs(dx) <= r * 0.3 && Math.Abs(dy) <= r) || (Math.Abs(dy) <= r * 0.3 && Math.Abs(dx) <= r),
-                };
-                if (inside) pixels[i * n * n + y * n + x] = (byte)Math.Clamp(level + slope * (x - cx), ObjectThreshold + 40, 255);
-            }
-        }
-        return new ObjectBank(new ImageDataset($"generated shapes (seed {seed})", 1, n, n, pixels, labels, ShapeClasses.ToArray()), "generated shapes");
-    }
+    public static ObjectBank Shapes(int count, int seed) =>
+        new(GeneratedShapes.Create(count, seed, plainBackground: true), "generated shapes");
 }
 
 /// <summary>
@@ -112,7 +83,7 @@ public static class SceneGenerator
         }
         else
         {
-            log?.Invoke($"Fashion-MNIST not found in '{fashionDirectory}': scenes use generated shapes ({string.Join(", ", ObjectBank.ShapeClasses)}) instead. Install it with `apt-get install dataset-fashion-mnist`.");
+            log?.Invoke($"Fashion-MNIST not found in '{fashionDirectory}': scenes use generated shapes ({string.Join(", ", GeneratedShapes.ClassNames)}) instead. Install it with `apt-get install dataset-fashion-mnist`.");
             trainObjects = ObjectBank.Shapes(6000, options.Seed);
             testObjects = ObjectBank.Shapes(1000, options.Seed + 1);
         }
