@@ -41,9 +41,8 @@ public class SupervisedSegmentationTests
         }
     }
 
-    [TestCase(Architectures.Crate)]
-    [TestCase(Architectures.Vit)]
-    public void ShortSupervisedRunClearlyBeatsTheAllBackgroundPredictor(string architecture)
+    [Test]
+    public void ShortSupervisedRunClearlyBeatsTheAllBackgroundPredictor()
     {
         // Three well separated shape classes (circle, square, cross) keep the run short; mIoU counts only classes present.
         static ObjectBank Bank(int count, int seed)
@@ -54,13 +53,14 @@ public class SupervisedSegmentationTests
         var train = SceneGenerator.Generate(Bank(400, 9), 800, Scenes, "train");
         var test = SceneGenerator.Generate(Bank(100, 10), 200, Scenes, "test");
         torch.manual_seed(2);
-        var model = new SegmentationModel(Architectures.Create(architecture, Trunk(train)), train.NumClasses);
+        var model = new SegmentationModel(new CrateModel(Trunk(train)), train.NumClasses);
         var losses = new List<double>();
         SegmentationTraining.TrainSegmentation(model, train, new SegmentationTrainingOptions { Epochs = 10, BatchSize = 32, LearningRate = 2e-3 }, r => losses.Add(r.Loss));
         var metrics = SegmentationEvaluation.Supervised(model, test);
         var trivial = SegmentationEvaluation.AllBackground(test);
         TestContext.Out.WriteLine($"losses {string.Join(", ", losses.Select(l => l.ToString("F3")))}\n{metrics}\nall background: mIoU {trivial.MeanIoU:F4}");
         Assert.That(losses[^1], Is.LessThan(losses[0] * 0.7));
+        // Measured: all background mIoU 0.21 (background IoU over 4 present classes), foreground IoU 0; this run 0.37 and 0.72.
         Assert.That(metrics.ForegroundIoU, Is.GreaterThan(0.5));
         Assert.That(metrics.MeanIoU, Is.GreaterThan(1.5 * trivial.MeanIoU));
         Assert.That(metrics.PixelAccuracy, Is.GreaterThan(trivial.PixelAccuracy));
