@@ -35,6 +35,8 @@ public class SegmentCommandTests
             {
                 using var overlay = SKBitmap.Decode(Path.Combine(output, $"{i:D4}.overlay.png"));
                 Assert.That((overlay.Width, overlay.Height), Is.EqualTo((5 * 64 + 4 * 2, 64)), "five 32x32 panels at scale 2 with 2-pixel gaps");
+                using var heads = SKBitmap.Decode(Path.Combine(output, $"{i:D4}.heads.png"));
+                Assert.That(heads.Width, Is.EqualTo(2 * 6 * 64 + 11 * 2), "a heat map and a kept-patch mask for each of the 6 heads");
                 var mask = MaskPng.Read(Path.Combine(output, $"{i:D4}.mask.png"), out int h, out int w);
                 Assert.That((h, w, mask.All(v => v <= 10)), Is.EqualTo((32, 32, true)));
             }

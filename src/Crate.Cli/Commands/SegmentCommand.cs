@@ -188,6 +188,8 @@ internal static class SegmentCommand
             var emergentMap = SegmentationBatch.ToBytes(maps.ClassMap());
             // Mean over heads of the class-token attention, upsampled to pixels, for the heat map.
             var heat = maps.HeadAttention.mean([1]).repeat_interleave(config.PatchSize, 1).repeat_interleave(config.PatchSize, 2).contiguous().data<float>().ToArray();
+            var perHead = maps.HeadAttention.repeat_interleave(config.PatchSize, 2).repeat_interleave(config.PatchSize, 3).contiguous().data<float>().ToArray();
+            var headMasks = maps.HeadMasks.contiguous().data<bool>().ToArray();
             var predicted = maps.Logits.argmax(1).data<long>().ToArray();
             int plane = images.MaskSize;
             for (int i = 0; i < images.Count; i++)
@@ -199,10 +201,20 @@ internal static class SegmentCommand
                 if (supervised != null) overlay.AddMask(images.Image(i), images.Channels, mask);
                 overlay.AddMask(images.Image(i), images.Channels, emergentMap.AsSpan(i * plane, plane)).AddHeatMap(heat.AsSpan(i * plane, plane));
                 var stem = $"{i:D4}";
+                // Per head: its attention heat map, and the patches it keeps (top mass) shown as a mask over the image.
+                var heads = new OverlayImage(images.Height, images.Width, parse.GetValue(scale));
+                for (int h = 0; h < config.Heads; h++)
+                {
+                    int at = (i * config.Heads + h) * plane;
+                    heads.AddHeatMap(perHead.AsSpan(at, plane));
+                    heads.AddMask(images.Image(i), images.Channels, headMasks.AsSpan(at, plane).ToArray().Select(k => (byte)(k ? 15 : 0)).ToArray());
+                }
+                Core.IO.AtomicFile.WriteAllBytes(Path.Combine(dir, stem + ".heads.png"), heads.EncodePng());
                 Core.IO.AtomicFile.WriteAllBytes(Path.Combine(dir, stem + ".overlay.png"), overlay.EncodePng());
                 MaskPng.Write(Path.Combine(dir, stem + ".mask.png"), mask, images.Height, images.Width);
-                Console.WriteLine($"{stem}: true {Name(images, images.Label(i))}, predicted {Name(images, (int)predicted[i])} -> {stem}.overlay.png, {stem}.mask.png");
+                Console.WriteLine($"{stem}: true {Name(images, images.Label(i))}, predicted {Name(images, (int)predicted[i])} -> {stem}.overlay.png, {stem}.heads.png, {stem}.mask.png");
             }
+            Console.WriteLine("heads.png: per head, its attention heat map then the patches it keeps (top attention mass)");
             Console.WriteLine($"panels: image | ground truth |{(supervised != null ? " supervised |" : "")} emergent (foreground x predicted class) | class-token attention (mean over heads, layer {(emergent.Build(parse).Layer ?? config.Depth - 2)})");
             return 0;
         });

@@ -112,13 +112,6 @@ public sealed class SegmentationMetrics
         }
     }
 
-    /// <summary>Adds another accumulator's counts (same classes) to this one.</summary>
-    public void Merge(SegmentationMetrics other)
-    {
-        if (other.NumClasses != NumClasses) throw new ArgumentException($"cannot merge metrics of {other.NumClasses} classes into {NumClasses}");
-        for (int i = 0; i < _confusion.Length; i++) _confusion[i] += other._confusion[i];
-    }
-
     /// <summary>A readable report: pixel accuracy, mean and foreground IoU, then one line per class.</summary>
     public override string ToString()
     {
