@@ -33,7 +33,7 @@ if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; else say "Debian packag
 
 # TorchSharp's native library needs GLIBCXX_3.4.32 (GCC 13+). Debian 12 ships GCC 12's libstdc++, so take
 # libstdc++6 from Debian 13 (trixie), pinned low so nothing else is upgraded from it.
-libstdcxx=$(ldconfig -p | awk '/libstdc\+\+\.so\.6 .*x86-64/{print $NF; exit}')
+libstdcxx=$(ldconfig -p | awk '/libstdc\+\+\.so\.6 .*x86-64/ && !p {p=$NF} END {print p}')
 if [ -n "$libstdcxx" ] && grep -q GLIBCXX_3.4.32 "$libstdcxx"; then
   say "libstdc++ already provides GLIBCXX_3.4.32"
 else
@@ -49,7 +49,7 @@ SRC
   $SUDO apt-get update -qq
   apt_updated=1
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends -t trixie libstdc++6 >/dev/null
-  libstdcxx=$(ldconfig -p | awk '/libstdc\+\+\.so\.6 .*x86-64/{print $NF; exit}')
+  libstdcxx=$(ldconfig -p | awk '/libstdc\+\+\.so\.6 .*x86-64/ && !p {p=$NF} END {print p}')
   grep -q GLIBCXX_3.4.32 "$libstdcxx" || { echo "[setup] error: libstdc++ still lacks GLIBCXX_3.4.32" >&2; exit 1; }
 fi
 

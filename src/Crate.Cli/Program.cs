@@ -1,7 +1,10 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using Crate.Cli.Commands;
+using Crate.Training;
 
+// Before libtorch loads: the cores here are usually shared, and spinning OpenMP threads then starve the work.
+OpenMpWaitPolicy.PreferPassive();
 var root = new RootCommand("crate: train, inspect, export and serve CRATE white-box transformers.")
 {
     InfoCommand.Create(),
@@ -20,7 +23,7 @@ if (parse.Errors.Count > 0)
     for (var r = parse.CommandResult; r.Parent is CommandResult parent; r = parent) path.Insert(0, r.Command.Name);
     var messages = parse.Errors.Select(e => string.Join(' ', e.Message.Split((char[])[' ', '\n', '\r', '\t'], StringSplitOptions.RemoveEmptyEntries)));
     Console.Error.WriteLine($"error: {string.Join("; ", messages)} (see '{string.Join(' ', ["crate", .. path, "--help"])}')");
-    return 2;
+    return CliErrors.UserError;
 }
 try
 {
@@ -30,5 +33,10 @@ catch (Exception e) when (CliErrors.IsUserError(e))
 {
     // Bad input is the user's to fix: one clear line, no stack trace.
     Console.Error.WriteLine($"error: {e.Message}");
-    return 2;
+    return CliErrors.UserError;
+}
+catch (OperationCanceledException)
+{
+    Console.Error.WriteLine("error: interrupted.");
+    return CliErrors.Interrupted;
 }

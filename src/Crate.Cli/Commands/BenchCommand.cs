@@ -10,6 +10,7 @@ internal static class BenchCommand
         var command = new Command("bench", "Measure throughput and accuracy; figures go to the console and BENCHMARKS.md.");
         // Each benchmark lives in its own file and is added here.
         command.Subcommands.Add(BenchInferCommand.Create());
+        command.Subcommands.Add(BenchTrainCommand.Create());
         return command;
     }
 }

@@ -3,6 +3,7 @@ using System.Globalization;
 using Crate.Core.Data;
 using Crate.Core.Model;
 using Crate.Training;
+using Crate.Training.Model;
 using Spectre.Console;
 
 namespace Crate.Cli.Commands;
@@ -20,11 +21,11 @@ internal static class EvaluateCommand
         var threads = new Option<int>("--threads") { Description = "libtorch threads.", DefaultValueFactory = _ => Environment.ProcessorCount };
         var command = new Command("evaluate", "Evaluate weights on a data set: loss, top-1, top-5 and per-class accuracy.") { weights, split, batchSize, threads };
         data.AddTo(command);
-        command.SetAction(parse => CommandErrors.Run(() =>
+        command.SetAction(parse =>
         {
             TorchSharp.torch.set_num_threads(parse.GetValue(threads));
             var file = parse.GetRequiredValue(weights).FullName;
-            var model = CrateEvaluation.LoadModel(CrateWeights.Load(file));
+            var model = CrateModelWeights.LoadModel(file);
             var dataSplit = parse.GetValue(split) == "train" ? DataSplit.Train : DataSplit.Test;
             var set = data.Load(parse, DataSource.Generated, dataSplit, DataOptions.For(model.Config));
             var result = CrateEvaluation.Evaluate(model, set, parse.GetValue(batchSize));
@@ -39,7 +40,7 @@ internal static class EvaluateCommand
             AnsiConsole.Write(table);
             Console.WriteLine($"{Path.GetFileName(file)} on '{data.Spec(parse, DataSource.Generated)}' ({dataSplit.ToString().ToLowerInvariant()}): {result}");
             return 0;
-        }));
+        });
         return command;
     }
 }

@@ -3,6 +3,7 @@ using System.Globalization;
 using Crate.Core.Data;
 using Crate.Core.Model;
 using Crate.Training;
+using Crate.Training.Model;
 
 namespace Crate.Cli.Commands;
 
@@ -16,9 +17,9 @@ internal static class PredictCommand
         var top = new Option<int>("--top") { Description = "Classes to show per image.", DefaultValueFactory = _ => 3 };
         var skip = new Option<bool>("--skip-invalid") { Description = "Report unreadable images and go on instead of stopping." };
         var command = new Command("predict", "Classify image files: top-k class names with probabilities, one line per image.") { weights, images, top, skip };
-        command.SetAction(parse => CommandErrors.Run(() =>
+        command.SetAction(parse =>
         {
-            var model = CrateEvaluation.LoadModel(CrateWeights.Load(parse.GetRequiredValue(weights).FullName));
+            var model = CrateModelWeights.LoadModel(parse.GetRequiredValue(weights).FullName);
             var config = model.Config;
             int k = Math.Clamp(parse.GetValue(top), 1, config.NumClasses);
             var files = parse.GetRequiredValue(images).SelectMany(Expand).ToList();
@@ -48,8 +49,8 @@ internal static class PredictCommand
                 var best = probabilities[i].Select((p, c) => (p, c)).OrderByDescending(x => x.p).Take(k);
                 Console.WriteLine($"{names[i]}: " + string.Join(", ", best.Select(x => string.Create(CultureInfo.InvariantCulture, $"{classes[x.c]} {x.p:P1}"))));
             }
-            return failed == 0 ? 0 : CommandErrors.UserError;
-        }));
+            return failed == 0 ? 0 : CliErrors.UserError;
+        });
         return command;
     }
 

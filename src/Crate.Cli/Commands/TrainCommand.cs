@@ -5,6 +5,7 @@ using Crate.Core.Data;
 using Crate.Core.Model;
 using Crate.Training;
 using Crate.Training.Data;
+using Crate.Training.Model;
 using Spectre.Console;
 
 namespace Crate.Cli.Commands;
@@ -35,6 +36,8 @@ internal static class TrainCommand
         var valFraction = NumberOption.Real("--val-fraction", "Fraction of the training data held out for validation, 0 for none (default 0.1).");
         var patience = NumberOption.Integer("--patience", "Early stopping: epochs without a better validation top-1 (default 0: off).");
         var seed = NumberOption.Integer("--seed", "Seed of initialisation, split, order and augmentation (default 0).");
+        var precision = new Option<string?>("--precision") { Description = "Matrix products in bfloat16 or float32 (default: bfloat16 where the CPU has bfloat16 dot products). Validation and test always run in float32." };
+        precision.AcceptOnlyFromAmong("bfloat16", "float32");
         var threads = NumberOption.Integer("--threads", $"libtorch threads (default {Environment.ProcessorCount}, the machine's cores).");
         var steps = NumberOption.Integer("--steps-per-epoch", "At most this many steps per epoch (quick runs).");
         var testLimit = NumberOption.Integer("--test-limit", "Evaluate at most this many test images at the end (default: --limit, else all).");
@@ -46,11 +49,11 @@ internal static class TrainCommand
         var command = new Command("train", "Train a CRATE classifier with progress, checkpoints, metrics.json and a training-curve PNG.")
         {
             preset, recipe, epochs, batchSize, lr, minLr, warmup, weightDecay, optimizer, smoothing, clip, augment, valFraction, patience, seed,
-            threads, steps, testLimit, noTest, output, resume, initFrom,
+            precision, threads, steps, testLimit, noTest, output, resume, initFrom,
         };
         data.AddTo(command);
         shape.AddTo(command);
-        command.SetAction((parse, cancellation) => Task.FromResult(CommandErrors.Run(() =>
+        command.SetAction((parse, cancellation) =>
         {
             var baseline = parse.GetValue(recipe) is { } name ? TrainingRecipes.ByName(name) : null;
             var defaults = baseline?.Options ?? new TrainerOptions();
@@ -74,6 +77,7 @@ internal static class TrainCommand
                 EarlyStoppingPatience = parse.GetValue(patience) ?? defaults.EarlyStoppingPatience,
                 Seed = parse.GetValue(seed) ?? defaults.Seed,
                 Threads = parse.GetValue(threads) ?? defaults.Threads,
+                BFloat16 = parse.GetValue(precision) is { } p ? p == "bfloat16" : defaults.BFloat16,
                 MaxStepsPerEpoch = parse.GetValue(steps) ?? defaults.MaxStepsPerEpoch,
                 CheckpointDirectory = outDir,
                 Resume = parse.GetValue(resume),
@@ -103,7 +107,7 @@ internal static class TrainCommand
 
             Console.WriteLine($"data: '{spec}' {train.Count} training images ({train.Channels}x{train.Height}x{train.Width}, {train.ClassNames.Count} classes){(test != null ? $", {test.Count} test images" : "")}");
             Console.WriteLine($"model: {architecture with { Channels = train.Channels, NumClasses = train.ClassNames.Count }}");
-            Console.WriteLine($"training: {options.Optimizer}, lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, batch {options.BatchSize}, {options.Epochs} epochs, augmentation {options.Augmentation}, {options.Threads} threads, out {outDir}{(options.Resume ? " (resuming)" : "")}");
+            Console.WriteLine($"training: {options.Optimizer}, lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, batch {options.BatchSize}, {options.Epochs} epochs, augmentation {options.Augmentation}, {(options.BFloat16 ?? MixedPrecision.CpuSupportsBFloat16 ? "bfloat16" : "float32")} products, {options.Threads} threads, out {outDir}{(options.Resume ? " (resuming)" : "")}");
 
             TrainingResult result;
             try
@@ -114,12 +118,12 @@ internal static class TrainCommand
             catch (OperationCanceledException)
             {
                 Console.Error.WriteLine($"interrupted: checkpoints in '{outDir}' are intact; continue with: crate train --resume --out {outDir} (and the same options)");
-                return CommandErrors.Interrupted;
+                return Task.FromResult(CliErrors.Interrupted);
             }
             TrainingCurve.Save(Path.Combine(outDir, TrainingCurve.FileName), result.History, $"CRATE-{result.Config.Preset} on {spec}");
             Report(result, outDir);
-            return 0;
-        })));
+            return Task.FromResult(0);
+        });
         return command;
     }
 

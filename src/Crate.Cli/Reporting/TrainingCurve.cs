@@ -26,6 +26,7 @@ internal static class TrainingCurve
         Line(history.Select(h => (double?)h.TrainTop1), "train top-1 (%)", accuracy: true);
         Line(history.Select(h => h.ValidationTop1), "validation top-1 (%)", accuracy: true);
         plot.Axes.Bottom.Label.Text = "epoch";
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
         plot.Axes.Left.Label.Text = "loss";
         plot.Axes.Right.Label.Text = "accuracy (%)";
         plot.Title(title);

@@ -117,19 +117,19 @@ public sealed class CrateOnnxModel : IDisposable
         provider = CrateExecutionProvider.Cpu;
         if (options.ExecutionProvider == CrateExecutionProvider.Cuda)
         {
+            string? failure = null;
             try
             {
                 so.AppendExecutionProvider_CUDA(options.DeviceId);
                 provider = CrateExecutionProvider.Cuda;
             }
             // The CPU native package lacks the entry point; other builds report "not enabled in this build".
-            catch (EntryPointNotFoundException)
+            catch (EntryPointNotFoundException) { failure = "the ONNX Runtime native library in use is a CPU-only build"; }
+            catch (OnnxRuntimeException e) { failure = e.Message; }
+            if (failure != null)
             {
-                FallBack(options, source, "the ONNX Runtime native library in use is a CPU-only build");
-            }
-            catch (OnnxRuntimeException e)
-            {
-                FallBack(options, source, e.Message);
+                try { FallBack(options, source, failure); }
+                catch { so.Dispose(); throw; }
             }
         }
         return so;

@@ -101,7 +101,7 @@ public sealed class Checkpoint
         var metadata = new Dictionary<string, string>
         {
             [CrateWeights.ConfigKey] = model.Config.ToJson(),
-            [StateKey] = JsonSerializer.Serialize(state with { Optimizer = optimizer is LionOptimizer ? OptimizerKind.Lion : OptimizerKind.AdamW }, Json),
+            [StateKey] = JsonSerializer.Serialize(state, Json),
         };
         Safetensors.Write(path, tensors, metadata);
     }

@@ -10,15 +10,6 @@ namespace Crate.Training;
 /// <summary>Evaluation and prediction with a trained model (no augmentation, no gradients, the model's own normalisation).</summary>
 public static class CrateEvaluation
 {
-    /// <summary>Builds a model from weights (configuration included).</summary>
-    public static CrateModel LoadModel(CrateWeights weights)
-    {
-        var model = new CrateModel(weights.Config);
-        model.LoadWeights(weights);
-        model.eval();
-        return model;
-    }
-
     /// <summary>A loader that feeds <paramref name="data"/> to a model of <paramref name="config"/> in order.</summary>
     public static BatchLoader Loader(CrateConfig config, ImageDataset data, int batchSize = 256)
     {

@@ -92,7 +92,7 @@ public sealed class CrateTrainer
             shuffle: true, o.Augmentation, o.Seed);
         int stepsPerEpoch = Math.Min(loader.BatchCount, o.MaxStepsPerEpoch ?? int.MaxValue);
         var schedule = new LearningRateSchedule(o.LearningRate, o.MinLearningRate, (long)Math.Round(o.WarmupEpochs * stepsPerEpoch), (long)stepsPerEpoch * o.Epochs);
-        var run = new Run(o, model, optimizer, loader, schedule, stepsPerEpoch, cancellation);
+        var run = new Run(o, model, optimizer, loader, schedule, stepsPerEpoch, o.BFloat16 ?? MixedPrecision.CpuSupportsBFloat16, cancellation);
 
         string stopReason = $"trained {o.Epochs} epochs";
         for (int epoch = state.CompletedEpochs + 1; epoch <= o.Epochs; epoch++)
@@ -104,7 +104,7 @@ public sealed class CrateTrainer
             }
             cancellation.ThrowIfCancellationRequested();
             var metrics = run.TrainEpoch(epoch, state);
-            var scores = validation != null ? CrateEvaluation.Evaluate(model, validation, o.EvaluationBatchSize, cancellation) : null;
+            var scores = validation != null ? Evaluate(model, validation, o, cancellation) : null;
             var previous = state.BestEpoch > 0 ? state.History[state.BestEpoch - 1] : null;
             bool isBest = scores == null || previous == null || scores.Top1 > previous.ValidationTop1
                 || (scores.Top1 == previous.ValidationTop1 && scores.Loss < previous.ValidationLoss);
@@ -133,9 +133,16 @@ public sealed class CrateTrainer
         }
 
         if (best != null) model.LoadWeights(best);
-        var test = o.TestSet != null ? CrateEvaluation.Evaluate(model, o.TestSet, o.EvaluationBatchSize, cancellation) : null;
+        var test = o.TestSet != null ? Evaluate(model, o.TestSet, o, cancellation) : null;
         if (o.CheckpointDirectory is { } outDir) WriteReport(outDir, config, o, state, train.Count, validation?.Count ?? 0, test, stopReason, clock.Elapsed);
         return new TrainingResult(model, state.History, state.BestEpoch, stopReason, test, train.Count, validation?.Count ?? 0, clock.Elapsed);
+    }
+
+    /// <summary>Evaluates in float32 whatever the training precision, so figures match a reloaded model's.</summary>
+    private static EvaluationResult Evaluate(CrateModel model, ImageDataset data, TrainerOptions o, CancellationToken cancellation)
+    {
+        model.BFloat16 = false;
+        return CrateEvaluation.Evaluate(model, data, o.EvaluationBatchSize, cancellation);
     }
 
     /// <summary>The architecture completed from the data: channels, classes, names and normalisation.</summary>
@@ -187,6 +194,7 @@ public sealed class CrateTrainer
                 ["label_smoothing"] = o.LabelSmoothing, ["grad_clip_norm"] = o.GradClipNorm, ["augmentation"] = o.Augmentation.ToString(),
                 ["validation_fraction"] = o.ValidationSet != null ? null : o.ValidationFraction, ["early_stopping_patience"] = o.EarlyStoppingPatience,
                 ["seed"] = o.Seed, ["threads"] = o.Threads, ["max_steps_per_epoch"] = o.MaxStepsPerEpoch,
+                ["bfloat16"] = o.BFloat16 ?? MixedPrecision.CpuSupportsBFloat16,
             },
             ["train_images"] = trainImages,
             ["validation_images"] = validationImages,
@@ -200,13 +208,14 @@ public sealed class CrateTrainer
 
     /// <summary>The per-run pieces one epoch of training uses.</summary>
     private sealed class Run(TrainerOptions o, CrateModel model, CrateOptimizer optimizer, BatchLoader loader, LearningRateSchedule schedule,
-        int stepsPerEpoch, CancellationToken cancellation)
+        int stepsPerEpoch, bool bfloat16, CancellationToken cancellation)
     {
         private readonly Parameter[] _parameters = model.parameters().ToArray();
 
         public EpochMetrics TrainEpoch(int epoch, TrainingState state)
         {
             model.train();
+            model.BFloat16 = bfloat16;
             var clock = Stopwatch.StartNew();
             double lossSum = 0, wait = 0, lr = 0;
             long correct = 0;

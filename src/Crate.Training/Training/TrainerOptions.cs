@@ -44,6 +44,12 @@ public sealed record TrainerOptions
     public int EarlyStoppingPatience { get; init; }
     /// <summary>Seed of initialisation, validation split, order and augmentation (default 0).</summary>
     public int Seed { get; init; }
+    /// <summary>
+    /// Train with the trunk's matrix products in bfloat16 (weights, norms, softmax and loss stay float32; see
+    /// <c>MixedPrecision</c>). Default null: on where the CPU has bfloat16 dot products. Validation and test
+    /// always run in float32, so their figures equal <c>crate evaluate</c>'s and the float32 ONNX export's.
+    /// </summary>
+    public bool? BFloat16 { get; init; }
     /// <summary>libtorch intra-op threads (default: the machine's cores).</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
     /// <summary>Images per evaluation batch (default 256).</summary>

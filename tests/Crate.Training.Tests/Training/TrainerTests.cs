@@ -49,7 +49,7 @@ public class TrainerTests
         var best = result.History[result.BestEpoch - 1];
         Assert.That(best.ValidationTop1, Is.EqualTo(result.History.Max(h => h.ValidationTop1)));
         var weights = CrateWeights.Load(Path.Combine(_dir, Checkpoint.WeightsFile));
-        var reloaded = CrateEvaluation.LoadModel(weights);
+        using var reloaded = CrateModelWeights.LoadModel(Path.Combine(_dir, Checkpoint.WeightsFile));
         var again = CrateEvaluation.Evaluate(reloaded, test);
         Assert.That(again.Top1, Is.EqualTo(result.Test.Top1));
         // Normalisation stored with the model is the training split's statistics.
@@ -166,5 +166,37 @@ public class TrainerTests
         var data = GeneratedShapes.Create(20, seed: 0, height: 32, width: 32);
         var error = Assert.Throws<ArgumentException>(() => new CrateTrainer(new() { Epochs = 1 }).Train(Small, data))!;
         Assert.That(error.Message, Does.Contain("1x32x32 images; the model takes 1x28x28"));
+    }
+
+    [Test]
+    public void Resuming_from_a_damaged_or_foreign_file_says_so()
+    {
+        var data = GeneratedShapes.Create(20, seed: 0);
+        var last = Path.Combine(_dir, Checkpoint.LastFile);
+        var options = new TrainerOptions { Epochs = 1, Resume = true, CheckpointDirectory = _dir, Threads = Threads };
+        var missing = Assert.Throws<TrainingException>(() => new CrateTrainer(options).Train(Small, data))!;
+        Assert.That(missing.Message, Is.EqualTo($"Checkpoint '{last}' does not exist."));
+
+        new CrateModel(Small).ToWeights().Save(last);
+        var foreign = Assert.Throws<TrainingException>(() => new CrateTrainer(options).Train(Small, data))!;
+        Assert.That(foreign.Message, Does.StartWith($"'{last}' is not a training checkpoint"));
+
+        File.WriteAllBytes(last, File.ReadAllBytes(last)[..100]);
+        var damaged = Assert.Throws<TrainingException>(() => new CrateTrainer(options).Train(Small, data))!;
+        Assert.That(damaged.Message, Does.StartWith($"Checkpoint '{last}' cannot be read: "));
+    }
+
+    [Test]
+    public void Early_stopping_ends_the_run_after_the_patience_runs_out()
+    {
+        // A learning rate of 1e-30 leaves float32 weights unchanged, so validation never improves after epoch 1.
+        var data = GeneratedShapes.Create(100, seed: 0);
+        var result = new CrateTrainer(new TrainerOptions
+        {
+            Epochs = 6, BatchSize = 50, LearningRate = 1e-30, MinLearningRate = 0, ValidationFraction = 0.2, EarlyStoppingPatience = 2, Threads = Threads,
+        }).Train(Small, data);
+        Assert.That(result.History.Select(h => h.IsBest), Is.EqualTo(new[] { true, false, false }));
+        Assert.That(result.BestEpoch, Is.EqualTo(1));
+        Assert.That(result.StopReason, Is.EqualTo("early stopping after epoch 3: validation top-1 has not improved for 2 epochs"));
     }
 }

@@ -1,0 +1,21 @@
+namespace Crate.Cli.Tests;
+
+public class ArgumentErrorTests
+{
+    [TestCase(new[] { "train", "--epochs", "abc" }, "error: '--epochs' expects an integer, got 'abc'. (see 'crate train --help')")]
+    [TestCase(new[] { "train", "--optimizer", "sgd" }, "error: Argument 'sgd' not recognized. Must be one of: 'adamw' 'lion' (see 'crate train --help')")]
+    [TestCase(new[] { "evaluate", "--data", "generated" }, "error: Option '--weights' is required. (see 'crate evaluate --help')")]
+    [TestCase(new[] { "train", "--lr", "-1" }, "error: Invalid training options: learning rate must be positive, got -1")]
+    [TestCase(new[] { "train", "--resume" }, "error: --resume needs --out: the run directory to continue.")]
+    [TestCase(new[] { "train", "--recipe", "imagenet-in-a-minute" }, "error: Unknown recipe 'imagenet-in-a-minute'. Recipes: fmnist-91, shapes-quick.")]
+    [TestCase(new[] { "train", "--data", "/nonexistent/data" },
+        "error: Data source '/nonexistent/data' does not exist: use 'fashion-mnist', 'generated', a folder of class subfolders, or a .csv/.tsv list.")]
+    [TestCase(new[] { "bench", "train", "--steps", "1", "--no-record" }, "error: --steps must be at least 2, --warmup-steps and --threads at least 1.")]
+    public void Bad_arguments_print_one_line_and_exit_2(string[] args, string expected)
+    {
+        var (exit, output, error) = CliRunner.Run(args);
+        Assert.That(exit, Is.EqualTo(2));
+        Assert.That(error.TrimEnd('\n'), Is.EqualTo(expected));
+        Assert.That(output, Is.Empty, "nothing else is printed (no help text, no stack trace)");
+    }
+}
