@@ -36,8 +36,12 @@ internal static class SegmentCommand
         public Option<int?> SceneSize { get; } = new("--scene-size") { Description = "Side of generated scenes (default 64, or the model's input size)." };
         public Option<int> Seed { get; } = new("--seed") { Description = "Seed of the generated scenes.", DefaultValueFactory = _ => 0 };
         public Option<int?> Channels { get; } = new("--channels") { Description = "Channels to read folder images as, 1 or 3 (default 3, or the model's)." };
+        public Option<int> Threads { get; } = new("--threads") { Description = "libtorch threads (default: the machine's cores).", DefaultValueFactory = _ => Environment.ProcessorCount };
 
-        public void AddTo(Command c) { c.Options.Add(Data); c.Options.Add(SceneSize); c.Options.Add(Seed); c.Options.Add(Channels); }
+        public void AddTo(Command c) { c.Options.Add(Data); c.Options.Add(SceneSize); c.Options.Add(Seed); c.Options.Add(Channels); c.Options.Add(Threads); }
+
+        /// <summary>Sets libtorch's thread count from <c>--threads</c>.</summary>
+        public void ConfigureThreads(ParseResult parse) => torch.set_num_threads(Math.Max(1, parse.GetValue(Threads)));
 
         /// <summary>Train or test split: generated scenes (train from Fashion-MNIST's training items, test from its test items) or a folder read whole.</summary>
         public SegmentationDataset Load(ParseResult parse, bool train, int count, CrateConfig? model)
@@ -89,7 +93,7 @@ internal static class SegmentCommand
         data.AddTo(command);
         command.SetAction(parse =>
         {
-            ConfigureThreads();
+            data.ConfigureThreads(parse);
             var initFile = parse.GetValue(init);
             var start = initFile != null ? SegmentationCheckpoint.Load(initFile.FullName) : null;
             var train = data.Load(parse, train: true, parse.GetValue(count), start?.Trunk.Config);
@@ -135,7 +139,7 @@ internal static class SegmentCommand
         emergent.AddTo(command);
         command.SetAction(parse =>
         {
-            ConfigureThreads();
+            data.ConfigureThreads(parse);
             var loaded = SegmentationCheckpoint.Load(parse.GetValue(model)!.FullName);
             var test = data.Load(parse, train: false, parse.GetValue(count), loaded.Trunk.Config);
             var which = parse.GetValue(method) ?? (loaded.Segmenter != null ? "supervised" : "emergent");
@@ -173,7 +177,7 @@ internal static class SegmentCommand
         emergent.AddTo(command);
         command.SetAction(parse =>
         {
-            ConfigureThreads();
+            data.ConfigureThreads(parse);
             var loaded = SegmentationCheckpoint.Load(parse.GetValue(model)!.FullName);
             var config = loaded.Trunk.Config;
             var images = data.Load(parse, train: false, parse.GetValue(count), config);
@@ -270,5 +274,4 @@ internal static class SegmentCommand
         }).Validate();
     }
 
-    private static void ConfigureThreads() => torch.set_num_threads(Math.Max(1, Environment.ProcessorCount));
 }
