@@ -79,6 +79,7 @@ internal static class SegmentCommand
         var preset = new Option<string>("--preset") { Description = "Trunk preset for a new model.", DefaultValueFactory = _ => "mini" };
         var dim = new Option<int?>("--dim") { Description = "Token width for a new model (heads = dim / 32); default the preset's." };
         var depth = new Option<int?>("--depth") { Description = "Number of layers for a new model; default the preset's." };
+        var mlpRatio = new Option<int>("--mlp-ratio") { Description = "ViT baseline: MLP hidden width as a multiple of dim.", DefaultValueFactory = _ => 4 };
         var patch = new Option<int>("--patch-size") { Description = "Patch side for a new model.", DefaultValueFactory = _ => 8 };
         var count = new Option<int>("--count") { Description = "Training images (scenes generated, or the first N of the folder).", DefaultValueFactory = _ => 10000 };
         var testCount = new Option<int>("--test-count") { Description = "Generated test scenes to evaluate on after training (0: none; ignored with --data).", DefaultValueFactory = _ => 1000 };
@@ -89,7 +90,7 @@ internal static class SegmentCommand
         var optimizer = new Option<OptimizerKind>("--optimizer") { Description = "AdamW or Lion (the trainer's optimisers).", DefaultValueFactory = _ => OptimizerKind.AdamW };
         var freeze = new Option<bool>("--freeze") { Description = "Segment task: train the head only, trunk frozen." };
         var command = new Command("train", "Train a classifier on scene labels (emergent segmentation) or a segmentation head on masks.")
-        { output, task, arch, init, preset, dim, depth, patch, count, testCount, epochs, batch, lr, wd, optimizer, freeze };
+        { output, task, arch, init, preset, dim, depth, mlpRatio, patch, count, testCount, epochs, batch, lr, wd, optimizer, freeze };
         data.AddTo(command);
         command.SetAction(parse =>
         {
@@ -97,7 +98,7 @@ internal static class SegmentCommand
             var initFile = parse.GetValue(init);
             var start = initFile != null ? SegmentationCheckpoint.Load(initFile.FullName) : null;
             var train = data.Load(parse, train: true, parse.GetValue(count), start?.Trunk.Config);
-            var trunk = start?.Trunk ?? Architectures.Create(parse.GetValue(arch)!, NewConfig(parse.GetValue(preset)!, parse.GetValue(dim), parse.GetValue(depth), parse.GetValue(patch), train));
+            var trunk = start?.Trunk ?? Architectures.Create(parse.GetValue(arch)!, NewConfig(parse.GetValue(preset)!, parse.GetValue(dim), parse.GetValue(depth), parse.GetValue(patch), train), parse.GetValue(mlpRatio));
             Console.WriteLine($"model: {Architectures.NameOf(trunk)} {trunk.Config}, {trunk.Module.parameters().Sum(p => p.numel()):N0} trunk parameters");
             var options = new SegmentationTrainingOptions
             {
