@@ -15,6 +15,7 @@ var root = new RootCommand("crate: train, inspect, export and serve CRATE white-
     StudyCommand.Create(),
     ExportCommand.Create(),
     AnalyzeCommand.Create(),
+    SegmentCommand.Create(),
 };
 var parse = root.Parse(args);
 if (parse.Errors.Count > 0)
