@@ -24,3 +24,9 @@ crate export --weights "$out/train/weights.safetensors" --out "$out/crate-mini.o
 
 echo "== 4. The same task in ML.NET (samples/FashionMnistClassification): train, save, reload, predict, evaluate"
 dotnet samples/FashionMnistClassification/bin/Release/net10.0/FashionMnistClassification.dll --output "$out/mlnet"
+
+echo "== 5. Look inside the white box: compression and sparsity per layer, attention maps, dictionary (HTML report)"
+crate analyze --weights "$out/train/weights.safetensors" --random-init --data fashion-mnist --images 500 --out "$out/whitebox"
+
+echo
+echo "Done. Open $out/whitebox/report.html; the training curve is $out/train/training-curve.png; the ONNX model is $out/crate-mini.onnx."

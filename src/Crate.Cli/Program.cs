@@ -14,6 +14,8 @@ var root = new RootCommand("crate: train, inspect, export and serve CRATE white-
     BenchCommand.Create(),
     StudyCommand.Create(),
     ExportCommand.Create(),
+    AnalyzeCommand.Create(),
+    SegmentCommand.Create(),
 };
 var parse = root.Parse(args);
 if (parse.Errors.Count > 0)

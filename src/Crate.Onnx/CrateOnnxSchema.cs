@@ -19,6 +19,10 @@ namespace Crate.Onnx;
 /// (softmax over keys), T = patches + 1, token 0 the class token.</description></item>
 /// <item><term><c>patch_tokens</c> (optional)</term><description><c>[batch, patches, dim]</c>: the last layer's ISTA output
 /// for the patch tokens (class token dropped), row-major over the patch grid.</description></item>
+/// <item><term><c>mask_logits</c> (segmentation models)</term><description>float32 <c>[batch, K, H, W]</c>: per-pixel logits of the K
+/// mask classes (0 = background) at input resolution.</description></item>
+/// <item><term><c>mask</c> (segmentation models)</term><description>int64 <c>[batch, H, W]</c>: per-pixel class ids, the arg-max of
+/// <c>mask_logits</c> over classes.</description></item>
 /// </list>
 /// </remarks>
 public static class CrateOnnxSchema
@@ -33,6 +37,10 @@ public static class CrateOnnxSchema
     public const string Features = "features";
     /// <summary>The optional patch-token output.</summary>
     public const string PatchTokens = "patch_tokens";
+    /// <summary>The segmentation logits output, <c>[batch, K, H, W]</c>.</summary>
+    public const string MaskLogits = "mask_logits";
+    /// <summary>The segmentation class-id output, int64 <c>[batch, H, W]</c>.</summary>
+    public const string Mask = "mask";
     /// <summary>Name of the symbolic batch dimension.</summary>
     public const string BatchDimension = "batch";
     /// <summary>Input pixels are divided by this before normalisation: the input is 0..255.</summary>
@@ -57,6 +65,8 @@ public static class CrateOnnxSchema
     public const string ImageSizeKey = "crate.image_size";
     /// <summary>Metadata key: the in-graph preprocessing as JSON, <c>{"pixel_scale":255,"mean":[...],"std":[...]}</c>.</summary>
     public const string NormalizationKey = "crate.normalization";
+    /// <summary>Metadata key (segmentation models): the mask class names as a JSON array, background first.</summary>
+    public const string MaskClassNamesKey = "crate.mask_class_names";
     /// <summary>Metadata key: comma-separated output names present in this file.</summary>
     public const string OutputsKey = "crate.outputs";
 

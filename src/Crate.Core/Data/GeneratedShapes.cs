@@ -18,7 +18,9 @@ public static class GeneratedShapes
     /// <param name="height">Image height (at least 8).</param>
     /// <param name="width">Image width (at least 8).</param>
     /// <param name="channels">1 (gray) or 3 (random foreground and background colours).</param>
-    public static ImageDataset Create(int count, int seed, int height = 28, int width = 28, int channels = 1)
+    /// <param name="plainBackground">Leave the background exactly 0 (no colour, no noise), so the shape is every non-zero
+    /// pixel: sprites for composing segmentation scenes. Default false.</param>
+    public static ImageDataset Create(int count, int seed, int height = 28, int width = 28, int channels = 1, bool plainBackground = false)
     {
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), $"count must be positive, got {count}");
         if (height < 8 || width < 8) throw new ArgumentOutOfRangeException(nameof(height), $"images must be at least 8x8, got {height}x{width}");
@@ -52,6 +54,7 @@ public static class GeneratedShapes
                     double u = cos * dx + sin * dy, v = -sin * dx + cos * dy;
                     bool inside = Inside(label, u, v);
                     double noise = (rng.NextDouble() + rng.NextDouble() + rng.NextDouble() - 1.5) * 20;
+                    if (plainBackground && !inside) continue;
                     for (int c = 0; c < channels; c++)
                         image[c * plane + y * width + x] = (byte)Math.Clamp(Math.Round((inside ? fg[c] : bg[c]) + noise), 0, 255);
                 }

@@ -9,6 +9,9 @@ public sealed record CrateOnnxExportOptions
     /// <summary>Also output the last layer's patch tokens, <c>patch_tokens</c> <c>[batch, patches, dim]</c>. Default false.</summary>
     public bool IncludePatchTokens { get; init; }
 
+    /// <summary>A supervised segmentation head to put on the last layer's patch tokens: adds <c>mask_logits</c> and <c>mask</c>. Default none.</summary>
+    public SegmentationHeadWeights? Segmentation { get; init; }
+
     /// <summary>Extra metadata properties to store (keys must not start with <c>crate.</c>). Default none.</summary>
     public IReadOnlyDictionary<string, string> ExtraMetadata { get; init; } = new Dictionary<string, string>();
 }

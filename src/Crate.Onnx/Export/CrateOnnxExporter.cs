@@ -21,7 +21,7 @@ namespace Crate.Onnx.Export;
 /// reference's three products, with one matmul. Linear weights are stored transposed (<c>[in, out]</c>) so
 /// every projection is a plain <c>MatMul</c>; each weight is stored once.
 /// </remarks>
-public static class CrateOnnxExporter
+public static partial class CrateOnnxExporter
 {
     private const float LayerNormEpsilon = 1e-5f;
 
@@ -50,7 +50,8 @@ public static class CrateOnnxExporter
         var outputs = new List<string>();
         var image = g.Input(CrateOnnxSchema.Image, CrateOnnxSchema.BatchDimension, (long)c.Channels, (long)c.ImageHeight, (long)c.ImageWidth);
 
-        var z = PatchEmbed(g, weights, Preprocess(g, c, image));
+        var normalized = Preprocess(g, c, image);
+        var z = PatchEmbed(g, weights, normalized);
         var mssaScale = g.Scalar("mssa.scale", (float)Math.Pow(c.DimHead, -0.5));
         var istaThreshold = g.Scalar("ista.threshold", (float)(c.IstaStep * c.IstaLambda));
         for (int i = 0; i < c.Depth; i++)
@@ -69,6 +70,7 @@ public static class CrateOnnxExporter
         g.Output(CrateOnnxSchema.Probabilities, CrateOnnxSchema.BatchDimension, (long)c.NumClasses);
         g.Output(CrateOnnxSchema.Features, CrateOnnxSchema.BatchDimension, (long)c.Dim);
         outputs.InsertRange(0, [CrateOnnxSchema.Logits, CrateOnnxSchema.Probabilities, CrateOnnxSchema.Features]);
+        if (options.Segmentation != null) outputs.AddRange(SegmentationHead(g, c, options.Segmentation, z, normalized));
         if (options.IncludePatchTokens)
         {
             // The last layer's tokens without the class token: Slice(z, [1:N+1]) on axis 1.
@@ -81,7 +83,9 @@ public static class CrateOnnxExporter
 
         var doc = $"{c}. Input '{CrateOnnxSchema.Image}': float32 [batch, {c.Channels}, {c.ImageHeight}, {c.ImageWidth}], " +
                   "raw pixel values in [0, 255], normalised in the graph as (x / 255 - mean) / std.";
-        return g.Build(CrateOnnxSchema.CrateVersion, doc, Metadata(c, outputs, options.ExtraMetadata));
+        var metadata = Metadata(c, outputs, options.ExtraMetadata);
+        if (options.Segmentation != null) metadata = metadata.Append(new(CrateOnnxSchema.MaskClassNamesKey, JsonSerializer.Serialize(options.Segmentation.ClassNames)));
+        return g.Build(CrateOnnxSchema.CrateVersion, doc, metadata);
     }
 
     private static IEnumerable<KeyValuePair<string, string>> Metadata(CrateConfig c, List<string> outputs, IReadOnlyDictionary<string, string> extra)
@@ -209,9 +213,12 @@ public static class CrateOnnxExporter
     }
 
     /// <summary>A <c>[rows, cols]</c> Linear weight stored as its transpose <c>[cols, rows]</c>, named <c>key.T</c>.</summary>
-    private static string TransposedWeight(OnnxGraphBuilder g, CrateWeights w, string key, int rows, int cols)
+    private static string TransposedWeight(OnnxGraphBuilder g, CrateWeights w, string key, int rows, int cols) =>
+        TransposedConstant(g, key, w.Floats(key), rows, cols);
+
+    /// <summary>A row-major <c>[rows, cols]</c> matrix stored as its transpose <c>[cols, rows]</c>, named <c>key.T</c>.</summary>
+    private static string TransposedConstant(OnnxGraphBuilder g, string key, float[] src, int rows, int cols)
     {
-        var src = w.Floats(key);
         var t = new float[src.Length];
         for (int r = 0; r < rows; r++)
             for (int k = 0; k < cols; k++)

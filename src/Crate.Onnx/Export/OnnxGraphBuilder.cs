@@ -29,10 +29,15 @@ internal sealed class OnnxGraphBuilder
     }
 
     /// <summary>Declares the float32 tensor <paramref name="name"/> (already produced by a node) a graph output.</summary>
-    public void Output(string name, params object[] dims)
+    public void Output(string name, params object[] dims) => Output(name, TensorProto.Types.DataType.Float, dims);
+
+    /// <summary>Declares the int64 tensor <paramref name="name"/> (already produced by a node, e.g. an ArgMax) a graph output.</summary>
+    public void Int64Output(string name, params object[] dims) => Output(name, TensorProto.Types.DataType.Int64, dims);
+
+    private void Output(string name, TensorProto.Types.DataType type, object[] dims)
     {
         if (!_names.Contains(name)) throw new InvalidOperationException($"Graph output '{name}' is produced by no node.");
-        _graph.Output.Add(ValueInfo(name, dims));
+        _graph.Output.Add(ValueInfo(name, dims, type));
     }
 
     /// <summary>Adds a float32 constant stored once in the file, returning its name.</summary>
@@ -112,7 +117,7 @@ internal sealed class OnnxGraphBuilder
         if (!_names.Add(name)) throw new InvalidOperationException($"ONNX graph already has a tensor named '{name}'.");
     }
 
-    private static ValueInfoProto ValueInfo(string name, object[] dims)
+    private static ValueInfoProto ValueInfo(string name, object[] dims, TensorProto.Types.DataType type = TensorProto.Types.DataType.Float)
     {
         var shape = new TensorShapeProto();
         foreach (var d in dims)
@@ -128,7 +133,7 @@ internal sealed class OnnxGraphBuilder
         return new ValueInfoProto
         {
             Name = name,
-            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = shape } },
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)type, Shape = shape } },
         };
     }
 }

@@ -21,7 +21,7 @@ public sealed record CrateTrace(Tensor Logits, Tensor Features, Tensor Tokens, I
 /// The trunk (<see cref="Embed"/>, <see cref="ForwardTokens"/>) is separate from the head (<see cref="Pool"/>, <see cref="Head"/>)
 /// so probes, prompts and segmentation heads reuse it.
 /// </summary>
-public sealed class CrateModel : nn.Module<Tensor, Tensor>
+public sealed class CrateModel : nn.Module<Tensor, Tensor>, IVisionTransformer
 {
     private readonly PatchEmbedding to_patch_embedding;
     private readonly Parameter pos_embedding;
@@ -88,7 +88,7 @@ public sealed class CrateModel : nn.Module<Tensor, Tensor>
     /// <summary>Patch tokens with their positional embeddings, <c>[B, N, dim]</c>, no class token (masked modelling picks among them).</summary>
     public Tensor EmbedPatches(Tensor images)
     {
-        CheckInput(images);
+        TrunkInput.Check(Config, images, "CRATE");
         return to_patch_embedding.forward(images).add(pos_embedding.narrow(1, 1, Config.NumPatches));
     }
 
@@ -118,21 +118,7 @@ public sealed class CrateModel : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor images) => Head(Pool(ForwardTokens(Embed(images))));
 
     /// <summary>One forward pass that also returns per-layer tokens, ISTA codes and (optionally) attention maps.</summary>
-    public CrateTrace Trace(Tensor images, bool keepAttention = true)
-    {
-        var layers = new List<LayerTrace>(_layers.Length);
-        var tokens = ForwardTokens(Embed(images), layers, keepAttention);
-        var features = Pool(tokens);
-        return new CrateTrace(Head(features), features, tokens, layers);
-    }
-
-    private void CheckInput(Tensor images)
-    {
-        var c = Config;
-        if (images.dim() != 4 || images.shape[1] != c.Channels || images.shape[2] != c.ImageHeight || images.shape[3] != c.ImageWidth)
-            throw new ArgumentException(
-                $"CRATE input must be [batch, {c.Channels}, {c.ImageHeight}, {c.ImageWidth}], got [{string.Join(", ", images.shape)}].");
-    }
+    public CrateTrace Trace(Tensor images, bool keepAttention = true) => TrunkInput.Trace(this, images, keepAttention);
 
     /// <summary>Holds the layer list under the name "layers".</summary>
     private sealed class LayerStack : nn.Module

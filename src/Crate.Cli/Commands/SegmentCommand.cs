@@ -1,0 +1,280 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using Crate.Core.Data;
+using Crate.Core.Data.Segmentation;
+using Crate.Core.Model;
+using Crate.Core.Segmentation;
+using Crate.Onnx.Export;
+using Crate.Training;
+using Crate.Training.Model;
+using Crate.Training.Segmentation;
+using TorchSharp;
+
+namespace Crate.Cli.Commands;
+
+/// <summary>
+/// <c>crate segment train|evaluate|predict</c>: emergent segmentation from classification attention, and supervised
+/// segmentation with a light head, on generated Fashion-MNIST scenes or on image + mask folders.
+/// </summary>
+internal static class SegmentCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("segment", "Segmentation: train classifiers (emergent masks) or segmentation heads, evaluate them, draw predictions.");
+        command.Subcommands.Add(Train());
+        command.Subcommands.Add(Evaluate());
+        command.Subcommands.Add(Predict());
+        command.Subcommands.Add(Export());
+        return command;
+    }
+
+    /// <summary>Where data comes from: a folder (images/ + masks/) or generated scenes.</summary>
+    private sealed class DataOptions
+    {
+        public Option<DirectoryInfo?> Data { get; } = new("--data") { Description = "Folder with images/ and masks/ (and optionally classes.txt); default: generated Fashion-MNIST scenes." };
+        public Option<int?> SceneSize { get; } = new("--scene-size") { Description = "Side of generated scenes (default 64, or the model's input size)." };
+        public Option<int> Seed { get; } = new("--seed") { Description = "Seed of the generated scenes.", DefaultValueFactory = _ => 0 };
+        public Option<int?> Channels { get; } = new("--channels") { Description = "Channels to read folder images as, 1 or 3 (default 3, or the model's)." };
+        public Option<int> Threads { get; } = new("--threads") { Description = "libtorch threads (default: the machine's cores).", DefaultValueFactory = _ => Environment.ProcessorCount };
+
+        public void AddTo(Command c) { c.Options.Add(Data); c.Options.Add(SceneSize); c.Options.Add(Seed); c.Options.Add(Channels); c.Options.Add(Threads); }
+
+        /// <summary>Sets libtorch's thread count from <c>--threads</c>.</summary>
+        public void ConfigureThreads(ParseResult parse) => torch.set_num_threads(Math.Max(1, parse.GetValue(Threads)));
+
+        /// <summary>Train or test split: generated scenes (train from Fashion-MNIST's training items, test from its test items) or a folder read whole.</summary>
+        public SegmentationDataset Load(ParseResult parse, bool train, int count, CrateConfig? model)
+        {
+            if (parse.GetValue(Data) is DirectoryInfo dir)
+            {
+                var data = SegmentationFolder.Read(dir.FullName, new SegmentationFolder.Options
+                {
+                    Channels = parse.GetValue(Channels) ?? model?.Channels ?? 3,
+                    Size = model?.ImageHeight ?? parse.GetValue(SceneSize),
+                    Limit = count,
+                });
+                Console.WriteLine($"data: {data.Count} images from '{dir.FullName}', {data.Height}x{data.Width}x{data.Channels}, {data.NumClasses} mask classes");
+                return data;
+            }
+            var options = new SceneOptions { Size = parse.GetValue(SceneSize) ?? model?.ImageHeight ?? 64, Seed = parse.GetValue(Seed) };
+            var clock = Stopwatch.StartNew();
+            var scenes = train
+                ? SceneGenerator.FashionScenes(count, 0, options, log: m => Console.Error.WriteLine($"warning: {m}")).Train
+                : SceneGenerator.FashionScenes(0, count, options, log: m => Console.Error.WriteLine($"warning: {m}")).Test;
+            Console.WriteLine($"data: {scenes.Name}: {scenes.Count} scenes in {clock.Elapsed.TotalSeconds:F1} s");
+            return scenes;
+        }
+    }
+
+    private static Command Train()
+    {
+        var data = new DataOptions();
+        var output = new Option<FileInfo>("--out") { Description = "Checkpoint to write (safetensors).", Required = true };
+        var task = new Option<string>("--task") { Description = "classify: image-level labels only (for emergent masks); segment: pixel cross-entropy on the masks.", DefaultValueFactory = _ => "segment" };
+        task.AcceptOnlyFromAmong("classify", "segment");
+        var arch = new Option<string>("--arch") { Description = "Trunk: crate (MSSA + ISTA) or vit (the standard-MLP baseline).", DefaultValueFactory = _ => Architectures.Crate };
+        arch.AcceptOnlyFromAmong(Architectures.Crate, Architectures.Vit);
+        var init = new Option<FileInfo?>("--init") { Description = "Start from this checkpoint's trunk (e.g. a classifier trained with --task classify)." };
+        var preset = new Option<string>("--preset") { Description = "Trunk preset for a new model.", DefaultValueFactory = _ => "mini" };
+        var dim = new Option<int?>("--dim") { Description = "Token width for a new model (heads = dim / 32); default the preset's." };
+        var depth = new Option<int?>("--depth") { Description = "Number of layers for a new model; default the preset's." };
+        var mlpRatio = new Option<int>("--mlp-ratio") { Description = "ViT baseline: MLP hidden width as a multiple of dim.", DefaultValueFactory = _ => 4 };
+        var patch = new Option<int>("--patch-size") { Description = "Patch side for a new model.", DefaultValueFactory = _ => 8 };
+        var count = new Option<int>("--count") { Description = "Training images (scenes generated, or the first N of the folder).", DefaultValueFactory = _ => 10000 };
+        var testCount = new Option<int>("--test-count") { Description = "Generated test scenes to evaluate on after training (0: none; ignored with --data).", DefaultValueFactory = _ => 1000 };
+        var epochs = new Option<int>("--epochs") { DefaultValueFactory = _ => 10 };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 64 };
+        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 1e-3 };
+        var wd = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.05 };
+        var optimizer = new Option<OptimizerKind>("--optimizer") { Description = "AdamW or Lion (the trainer's optimisers).", DefaultValueFactory = _ => OptimizerKind.AdamW };
+        var freeze = new Option<bool>("--freeze") { Description = "Segment task: train the head only, trunk frozen." };
+        var command = new Command("train", "Train a classifier on scene labels (emergent segmentation) or a segmentation head on masks.")
+        { output, task, arch, init, preset, dim, depth, mlpRatio, patch, count, testCount, epochs, batch, lr, wd, optimizer, freeze };
+        data.AddTo(command);
+        command.SetAction(parse =>
+        {
+            data.ConfigureThreads(parse);
+            var initFile = parse.GetValue(init);
+            var start = initFile != null ? SegmentationCheckpoint.Load(initFile.FullName) : null;
+            var train = data.Load(parse, train: true, parse.GetValue(count), start?.Trunk.Config);
+            var trunk = start?.Trunk ?? Architectures.Create(parse.GetValue(arch)!, NewConfig(parse.GetValue(preset)!, parse.GetValue(dim), parse.GetValue(depth), parse.GetValue(patch), train), parse.GetValue(mlpRatio));
+            Console.WriteLine($"model: {Architectures.NameOf(trunk)} {trunk.Config}, {trunk.Module.parameters().Sum(p => p.numel()):N0} trunk parameters");
+            var options = new SegmentationTrainingOptions
+            {
+                Optimizer = parse.GetValue(optimizer), Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr),
+                WeightDecay = parse.GetValue(wd), FreezeBackbone = parse.GetValue(freeze), Seed = parse.GetValue(data.Seed),
+            };
+            void Report(EpochReport r) => Console.WriteLine(FormattableString.Invariant($"epoch {r.Epoch,3}  loss {r.Loss:F4}  lr {r.LearningRate:E2}  {r.ImagesPerSecond:F0} images/s"));
+            var path = parse.GetValue(output)!.FullName;
+            var test = parse.GetValue(data.Data) == null && parse.GetValue(testCount) > 0 ? data.Load(parse, train: false, parse.GetValue(testCount), trunk.Config) : null;
+            if (parse.GetValue(task) == "classify")
+            {
+                SegmentationTraining.TrainClassifier(trunk, train, options, Report);
+                SegmentationCheckpoint.Save(path, trunk);
+                if (test != null) PrintEmergent(SegmentationEvaluation.Emergent(trunk, test), new EmergentOptions());
+            }
+            else
+            {
+                var model = start?.Segmenter ?? new SegmentationModel(trunk, train.NumClasses);
+                SegmentationTraining.TrainSegmentation(model, train, options, Report);
+                SegmentationCheckpoint.Save(path, model, train.ClassNames);
+                if (test != null) Console.Write(SegmentationEvaluation.Supervised(model, test));
+            }
+            Console.WriteLine($"saved {path}");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Evaluate()
+    {
+        var data = new DataOptions();
+        var model = new Option<FileInfo>("--model") { Description = "Checkpoint from `crate segment train`.", Required = true };
+        var method = new Option<string?>("--method") { Description = "supervised (needs a segmentation head) or emergent (attention; default when there is no head)." };
+        method.AcceptOnlyFromAmong("supervised", "emergent");
+        var count = new Option<int>("--count") { Description = "Test scenes to generate (or the first N of the folder).", DefaultValueFactory = _ => 1000 };
+        var emergent = new EmergentCliOptions();
+        var command = new Command("evaluate", "Print pixel accuracy, per-class IoU, mean IoU and foreground IoU (and the all-background baseline).") { model, method, count };
+        data.AddTo(command);
+        emergent.AddTo(command);
+        command.SetAction(parse =>
+        {
+            data.ConfigureThreads(parse);
+            var loaded = SegmentationCheckpoint.Load(parse.GetValue(model)!.FullName);
+            var test = data.Load(parse, train: false, parse.GetValue(count), loaded.Trunk.Config);
+            var which = parse.GetValue(method) ?? (loaded.Segmenter != null ? "supervised" : "emergent");
+            var clock = Stopwatch.StartNew();
+            if (which == "supervised")
+            {
+                var segmenter = loaded.Segmenter ?? throw new ArgumentException($"'{parse.GetValue(model)!.Name}' has no segmentation head; use --method emergent or train with --task segment.");
+                Console.Write(SegmentationEvaluation.Supervised(segmenter, test));
+            }
+            else
+            {
+                var options = emergent.Build(parse);
+                PrintEmergent(SegmentationEvaluation.Emergent(loaded.Trunk, test, options), options);
+            }
+            Console.WriteLine(FormattableString.Invariant($"({test.Count} images in {clock.Elapsed.TotalSeconds:F1} s)"));
+            var trivial = SegmentationEvaluation.AllBackground(test);
+            Console.WriteLine(FormattableString.Invariant($"all-background baseline: pixel accuracy {trivial.PixelAccuracy:F4}  mIoU {trivial.MeanIoU:F4}  foreground IoU {trivial.ForegroundIoU:F4}"));
+            // Calling every pixel foreground: its foreground IoU is the foreground's share of the pixels.
+            Console.WriteLine(FormattableString.Invariant($"all-foreground baseline: foreground IoU {1 - trivial.PixelAccuracy:F4}"));
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Predict()
+    {
+        var data = new DataOptions();
+        var model = new Option<FileInfo>("--model") { Description = "Checkpoint from `crate segment train`.", Required = true };
+        var output = new Option<DirectoryInfo>("--out") { Description = "Folder for the overlay PNGs and predicted masks.", Required = true };
+        var count = new Option<int>("--count") { Description = "Images to draw.", DefaultValueFactory = _ => 8 };
+        var scale = new Option<int>("--scale") { Description = "Enlargement of the drawn panels.", DefaultValueFactory = _ => 4 };
+        var emergent = new EmergentCliOptions();
+        var command = new Command("predict",
+            "Write overlay PNGs (image | ground truth | supervised mask | emergent foreground | class-token attention) and predicted mask PNGs (VOC palette).")
+        { model, output, count, scale };
+        data.AddTo(command);
+        emergent.AddTo(command);
+        command.SetAction(parse =>
+        {
+            data.ConfigureThreads(parse);
+            var loaded = SegmentationCheckpoint.Load(parse.GetValue(model)!.FullName);
+            var config = loaded.Trunk.Config;
+            var images = data.Load(parse, train: false, parse.GetValue(count), config);
+            var dir = parse.GetValue(output)!.FullName;
+            Directory.CreateDirectory(dir);
+            var indices = Enumerable.Range(0, images.Count).ToArray();
+            using var scope = torch.NewDisposeScope();
+            using var noGrad = torch.no_grad();
+            var input = SegmentationBatch.Images(images, indices, config);
+            var maps = EmergentSegmentation.Segment(loaded.Trunk, input, emergent.Build(parse));
+            var supervised = loaded.Segmenter != null ? SegmentationBatch.ToBytes(loaded.Segmenter.Predict(input)) : null;
+            var emergentMap = SegmentationBatch.ToBytes(maps.ClassMap());
+            // Mean over heads of the class-token attention, upsampled to pixels, for the heat map.
+            var heat = maps.HeadAttention.mean([1]).repeat_interleave(config.PatchSize, 1).repeat_interleave(config.PatchSize, 2).contiguous().data<float>().ToArray();
+            var perHead = maps.HeadAttention.repeat_interleave(config.PatchSize, 2).repeat_interleave(config.PatchSize, 3).contiguous().data<float>().ToArray();
+            var headMasks = maps.HeadMasks.contiguous().data<bool>().ToArray();
+            var predicted = maps.Logits.argmax(1).data<long>().ToArray();
+            int plane = images.MaskSize;
+            for (int i = 0; i < images.Count; i++)
+            {
+                var overlay = new OverlayImage(images.Height, images.Width, parse.GetValue(scale))
+                    .AddImage(images.Image(i), images.Channels)
+                    .AddMask(images.Image(i), images.Channels, images.Mask(i));
+                var mask = supervised != null ? supervised.AsSpan(i * plane, plane) : emergentMap.AsSpan(i * plane, plane);
+                if (supervised != null) overlay.AddMask(images.Image(i), images.Channels, mask);
+                overlay.AddMask(images.Image(i), images.Channels, emergentMap.AsSpan(i * plane, plane)).AddHeatMap(heat.AsSpan(i * plane, plane));
+                var stem = $"{i:D4}";
+                // Per head: its attention heat map, and the patches it keeps (top mass) shown as a mask over the image.
+                var heads = new OverlayImage(images.Height, images.Width, parse.GetValue(scale));
+                for (int h = 0; h < config.Heads; h++)
+                {
+                    int at = (i * config.Heads + h) * plane;
+                    heads.AddHeatMap(perHead.AsSpan(at, plane));
+                    heads.AddMask(images.Image(i), images.Channels, headMasks.AsSpan(at, plane).ToArray().Select(k => (byte)(k ? 15 : 0)).ToArray());
+                }
+                Core.IO.AtomicFile.WriteAllBytes(Path.Combine(dir, stem + ".heads.png"), heads.EncodePng());
+                Core.IO.AtomicFile.WriteAllBytes(Path.Combine(dir, stem + ".overlay.png"), overlay.EncodePng());
+                MaskPng.Write(Path.Combine(dir, stem + ".mask.png"), mask, images.Height, images.Width);
+                Console.WriteLine($"{stem}: true {Name(images, images.Label(i))}, predicted {Name(images, (int)predicted[i])} -> {stem}.overlay.png, {stem}.heads.png, {stem}.mask.png");
+            }
+            Console.WriteLine("heads.png: per head, its attention heat map then the patches it keeps (top attention mass)");
+            Console.WriteLine($"panels: image | ground truth |{(supervised != null ? " supervised |" : "")} emergent (foreground x predicted class) | class-token attention (mean over heads, layer {(emergent.Build(parse).Layer ?? config.Depth - 2)})");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command Export()
+    {
+        var model = new Option<FileInfo>("--model") { Description = "Segmentation checkpoint (CRATE trunk) from `crate segment train --task segment`.", Required = true };
+        var output = new Option<FileInfo>("--out") { Description = "ONNX file to write.", Required = true };
+        var command = new Command("export", "Export a CRATE segmentation model to ONNX with 'mask_logits' [batch, K, H, W] and 'mask' [batch, H, W] (int64 class ids) outputs.") { model, output };
+        command.SetAction(parse =>
+        {
+            var (trunk, head) = SegmentationHeadWeights.FromCheckpoint(parse.GetValue(model)!.FullName);
+            var path = parse.GetValue(output)!.FullName;
+            CrateOnnxExporter.ExportToFile(trunk, path, new CrateOnnxExportOptions { Segmentation = head });
+            Console.WriteLine($"exported {trunk.Config} with a {head.NumClasses}-class segmentation head to {path}");
+            Console.WriteLine("input 'image' float32 [batch, C, H, W] raw pixels 0..255; outputs logits, probabilities, features, mask_logits, mask");
+            return 0;
+        });
+        return command;
+    }
+
+    private static string Name(SegmentationDataset d, int label) => label < 0 ? "(none)" : d.ClassNames[label + 1];
+
+    private sealed class EmergentCliOptions
+    {
+        public Option<int?> Layer { get; } = new("--layer") { Description = "Layer whose class-token attention is used (0-based; default penultimate)." };
+        public Option<double> KeepMass { get; } = new("--keep-mass") { Description = "Attention mass kept per head.", DefaultValueFactory = _ => 0.6 };
+        public Option<double> Vote { get; } = new("--vote") { Description = "Fraction of heads that must keep a pixel for it to be foreground.", DefaultValueFactory = _ => 0.5 };
+        public void AddTo(Command c) { c.Options.Add(Layer); c.Options.Add(KeepMass); c.Options.Add(Vote); }
+        public EmergentOptions Build(ParseResult p) => new() { Layer = p.GetValue(Layer), KeepMass = p.GetValue(KeepMass), VoteFraction = p.GetValue(Vote) };
+    }
+
+    private static void PrintEmergent(EmergentEvaluation e, EmergentOptions o)
+    {
+        Console.WriteLine(FormattableString.Invariant($"emergent (layer {(o.Layer?.ToString(CultureInfo.InvariantCulture) ?? "penultimate")}, keep {o.KeepMass:P0} of attention per head, vote {o.VoteFraction:P0} of heads; class = predicted image class)"));
+        Console.WriteLine(FormattableString.Invariant($"image classification accuracy {e.Accuracy:F4}"));
+        Console.Write(e.ClassMap);
+    }
+
+    /// <summary>A trunk preset resized to the data: input size, channels, patch, classes and normalisation from the training images.</summary>
+    private static CrateConfig NewConfig(string preset, int? dim, int? depth, int patch, SegmentationDataset train)
+    {
+        var (mean, std) = train.ToClassification().ChannelStatistics();
+        var trunk = CratePresets.ByName(preset);
+        if (dim is int d) trunk = trunk with { Dim = d, Heads = Math.Max(1, d / 32), DimHead = d / Math.Max(1, d / 32), Preset = "custom" };
+        if (depth is int l) trunk = trunk with { Depth = l, Preset = "custom" };
+        return (trunk with
+        {
+            ImageHeight = train.Height, ImageWidth = train.Width, PatchSize = patch, Channels = train.Channels,
+            NumClasses = train.NumClasses - 1, ClassNames = train.ClassNames.Skip(1).ToArray(), Mean = mean, Std = std,
+        }).Validate();
+    }
+
+}

@@ -1,0 +1,59 @@
+using Crate.Core.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Crate.Training.Model;
+
+/// <summary>
+/// The trunk/head interface that CRATE and the ViT baseline share, so segmentation, probes and analysis work on
+/// either: images to tokens (<see cref="Embed"/>), the layer stack with an optional per-layer trace including
+/// attention (<see cref="ForwardTokens"/>), pooling and the classifier head.
+/// </summary>
+public interface IVisionTransformer
+{
+    /// <summary>The trunk's shape: width, depth, heads, input geometry and classes.</summary>
+    CrateConfig Config { get; }
+
+    /// <summary>Images <c>[B, C, H, W]</c> (normalised) to tokens <c>[B, N+1, dim]</c>, class token first.</summary>
+    Tensor Embed(Tensor images);
+
+    /// <summary>Runs every layer; with <paramref name="trace"/> each layer's work (and attention, when asked) is recorded.</summary>
+    Tensor ForwardTokens(Tensor tokens, List<LayerTrace>? trace = null, bool keepAttention = false);
+
+    /// <summary>Final tokens to one feature vector per image.</summary>
+    Tensor Pool(Tensor tokens);
+
+    /// <summary>Pooled features to class logits.</summary>
+    Tensor Head(Tensor pooled);
+
+    /// <summary>The network as a TorchSharp module (parameters, train/eval, device moves).</summary>
+    nn.Module<Tensor, Tensor> Module => (nn.Module<Tensor, Tensor>)this;
+
+    /// <summary>One forward pass that also returns per-layer tokens and (optionally) attention maps.</summary>
+    CrateTrace Trace(Tensor images, bool keepAttention = true);
+}
+
+/// <summary>Input checks and token assembly shared by the trunks.</summary>
+internal static class TrunkInput
+{
+    /// <summary>Throws unless <paramref name="images"/> is <c>[B, C, H, W]</c> of the configured size.</summary>
+    public static void Check(CrateConfig c, Tensor images, string model)
+    {
+        if (images.dim() != 4 || images.shape[1] != c.Channels || images.shape[2] != c.ImageHeight || images.shape[3] != c.ImageWidth)
+            throw new ArgumentException(
+                $"{model} input must be [batch, {c.Channels}, {c.ImageHeight}, {c.ImageWidth}], got [{string.Join(", ", images.shape)}].");
+    }
+
+    /// <summary>The trace every trunk computes: embed, run the layers recording each, pool, classify.</summary>
+    public static CrateTrace Trace(IVisionTransformer model, Tensor images, bool keepAttention)
+    {
+        var layers = new List<LayerTrace>(model.Config.Depth);
+        var tokens = model.ForwardTokens(model.Embed(images), layers, keepAttention);
+        var features = model.Pool(tokens);
+        return new CrateTrace(model.Head(features), features, tokens, layers);
+    }
+
+    /// <summary>Prepends the class token to the patch tokens and adds the positional embedding.</summary>
+    public static Tensor Assemble(Tensor patches, Tensor classToken, Tensor positions) =>
+        torch.cat([classToken.expand(patches.shape[0], -1, -1), patches], 1).add(positions);
+}

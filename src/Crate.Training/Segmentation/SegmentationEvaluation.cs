@@ -1,0 +1,75 @@
+using Crate.Core.Data.Segmentation;
+using Crate.Core.Segmentation;
+using Crate.Training.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Crate.Training.Segmentation;
+
+/// <summary>Emergent evaluation: the class map's metrics, the foreground alone, and image-level accuracy.</summary>
+/// <param name="ClassMap">Metrics of the emergent class map (foreground x predicted image class) against the masks.</param>
+/// <param name="Accuracy">Image-level classification accuracy on images with objects.</param>
+public sealed record EmergentEvaluation(SegmentationMetrics ClassMap, double Accuracy);
+
+/// <summary>Scores segmentation methods on a <see cref="SegmentationDataset"/> in batches, each in its own dispose scope.</summary>
+public static class SegmentationEvaluation
+{
+    /// <summary>Metrics of <paramref name="model"/>'s per-pixel predictions.</summary>
+    public static SegmentationMetrics Supervised(SegmentationModel model, SegmentationDataset data, int batchSize = 128)
+    {
+        var metrics = new SegmentationMetrics(data.NumClasses, SegmentationDataset.IgnoreIndex, data.ClassNames);
+        model.eval();
+        ForBatches(data.Count, batchSize, batch =>
+            metrics.Add(Concat(data, batch), SegmentationBatch.ToBytes(model.Predict(SegmentationBatch.Images(data, batch, model.Trunk.Config)))));
+        return metrics;
+    }
+
+    /// <summary>Metrics of the emergent class map (see <see cref="EmergentMaps.ClassMap"/>) and the classifier's accuracy.</summary>
+    public static EmergentEvaluation Emergent(IVisionTransformer trunk, SegmentationDataset data, EmergentOptions? options = null, int batchSize = 128)
+    {
+        if (trunk.Config.NumClasses != data.NumClasses - 1)
+            throw new ArgumentException($"The classifier has {trunk.Config.NumClasses} classes but '{data.Name}' has {data.NumClasses - 1} object classes.");
+        var metrics = new SegmentationMetrics(data.NumClasses, SegmentationDataset.IgnoreIndex, data.ClassNames);
+        long correct = 0, labelled = 0;
+        trunk.Module.eval();
+        ForBatches(data.Count, batchSize, batch =>
+        {
+            var maps = EmergentSegmentation.Segment(trunk, SegmentationBatch.Images(data, batch, trunk.Config), options);
+            metrics.Add(Concat(data, batch), SegmentationBatch.ToBytes(maps.ClassMap()));
+            var predicted = maps.Logits.argmax(1).data<long>().ToArray();
+            for (int i = 0; i < batch.Length; i++)
+            {
+                if (data.Label(batch[i]) < 0) continue;
+                labelled++;
+                if (predicted[i] == data.Label(batch[i])) correct++;
+            }
+        });
+        return new EmergentEvaluation(metrics, labelled == 0 ? double.NaN : (double)correct / labelled);
+    }
+
+    /// <summary>The metrics of predicting background everywhere: the trivial baseline.</summary>
+    public static SegmentationMetrics AllBackground(SegmentationDataset data)
+    {
+        var metrics = new SegmentationMetrics(data.NumClasses, SegmentationDataset.IgnoreIndex, data.ClassNames);
+        var zeros = new byte[data.MaskSize];
+        for (int i = 0; i < data.Count; i++) metrics.Add(data.Mask(i), zeros);
+        return metrics;
+    }
+
+    private static byte[] Concat(SegmentationDataset data, int[] batch)
+    {
+        var result = new byte[batch.Length * data.MaskSize];
+        for (int i = 0; i < batch.Length; i++) data.Mask(batch[i]).CopyTo(result.AsSpan(i * data.MaskSize));
+        return result;
+    }
+
+    private static void ForBatches(int count, int batchSize, Action<int[]> run)
+    {
+        using var _ = torch.no_grad();
+        for (int start = 0; start < count; start += batchSize)
+        {
+            using var scope = torch.NewDisposeScope();
+            run(Enumerable.Range(start, Math.Min(batchSize, count - start)).ToArray());
+        }
+    }
+}

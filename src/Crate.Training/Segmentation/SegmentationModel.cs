@@ -1,0 +1,105 @@
+using Crate.Core.Segmentation;
+using Crate.Training.Model;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Crate.Training.Segmentation;
+
+/// <summary>
+/// The light supervised segmentation head. Coarse: every patch token of the last layer goes through
+/// <c>LayerNorm(dim) -> Linear(dim, K*p*p)</c>, giving K class logits for each of the patch's p x p pixels, put back in
+/// place (a pixel shuffle) as <c>[B, K, H, W]</c>. Refinement: the coarse logits and the normalised image go through
+/// <c>Conv3x3(K+C, 32) -> ReLU -> Conv3x3(32, K)</c>, added to the coarse logits. The refinement exists because the
+/// patch embedding LayerNorms each raw patch, which removes its mean brightness: the tokens alone cannot tell a flat
+/// object interior from flat background, the pixels can. Children "0", "1" (coarse) and "refine.0", "refine.2".
+/// </summary>
+public sealed class PatchSegmentationHead : nn.Module<Tensor, Tensor, Tensor>
+{
+    /// <summary>Channels of the refinement's hidden layer.</summary>
+    public const int RefineChannels = SegmentationCheckpointFormat.RefineChannels;
+
+    private readonly LayerNorm _norm;
+    private readonly Linear _linear;
+    private readonly Sequential refine;
+    private readonly int _classes, _patch, _gridH, _gridW;
+
+    /// <summary>Creates the head for <paramref name="classes"/> mask classes on a <paramref name="gridH"/> x <paramref name="gridW"/> grid of <paramref name="patch"/>-pixel patches of <paramref name="channels"/>-channel images.</summary>
+    public PatchSegmentationHead(int dim, int classes, int patch, int gridH, int gridW, int channels) : base(nameof(PatchSegmentationHead))
+    {
+        (_classes, _patch, _gridH, _gridW) = (classes, patch, gridH, gridW);
+        _norm = nn.LayerNorm(dim, eps: 1e-5);
+        _linear = nn.Linear(dim, classes * patch * patch);
+        refine = nn.Sequential(
+            ("0", nn.Conv2d(classes + channels, RefineChannels, 3, padding: 1)),
+            ("1", nn.ReLU()),
+            ("2", nn.Conv2d(RefineChannels, classes, 3, padding: 1)));
+        register_module("0", _norm);
+        register_module("1", _linear);
+        register_module(nameof(refine), refine);
+    }
+
+    /// <summary>Number of mask classes (background included).</summary>
+    public int NumClasses => _classes;
+
+    /// <summary>Patch tokens <c>[B, N, dim]</c> (no class token) to coarse pixel logits <c>[B, K, H, W]</c>.</summary>
+    public Tensor Coarse(Tensor patchTokens)
+    {
+        long b = patchTokens.shape[0];
+        var perPatch = _linear.forward(_norm.forward(patchTokens));                          // [B, N, K*p*p], feature = (k, p1, p2)
+        return perPatch.view(b, _gridH, _gridW, _classes, _patch, _patch)
+            .permute(0, 3, 1, 4, 2, 5)                                                       // B, K, gh, p1, gw, p2
+            .reshape(b, _classes, _gridH * _patch, _gridW * _patch);
+    }
+
+    /// <summary>Patch tokens <c>[B, N, dim]</c> and the normalised images <c>[B, C, H, W]</c> to pixel logits <c>[B, K, H, W]</c>.</summary>
+    public override Tensor forward(Tensor patchTokens, Tensor images)
+    {
+        var coarse = Coarse(patchTokens);
+        return coarse + refine.forward(torch.cat([coarse, images], 1));
+    }
+}
+
+/// <summary>
+/// Supervised segmentation: a CRATE or ViT trunk (<see cref="IVisionTransformer"/>) with a <see cref="PatchSegmentationHead"/>
+/// on its last layer's patch tokens. <see cref="forward"/> gives per-pixel logits <c>[B, K, H, W]</c>; <see cref="Predict"/>
+/// the class ids. Children: "backbone" (the trunk, classifier head included but unused) and "seg_head".
+/// </summary>
+public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
+{
+    private readonly nn.Module<Tensor, Tensor> backbone;
+    private readonly PatchSegmentationHead seg_head;
+
+    /// <summary>Puts a new head for <paramref name="numClasses"/> mask classes (background included) on <paramref name="trunk"/>.</summary>
+    public SegmentationModel(IVisionTransformer trunk, int numClasses) : base(nameof(SegmentationModel))
+    {
+        if (numClasses < 2) throw new ArgumentOutOfRangeException(nameof(numClasses), $"segmentation needs background and at least one class, got {numClasses} classes");
+        Trunk = trunk;
+        var c = trunk.Config;
+        backbone = trunk.Module;
+        seg_head = new PatchSegmentationHead(c.Dim, numClasses, c.PatchSize, c.GridHeight, c.GridWidth, c.Channels);
+        register_module(nameof(backbone), backbone);
+        register_module(nameof(seg_head), seg_head);
+    }
+
+    /// <summary>The trunk.</summary>
+    public IVisionTransformer Trunk { get; }
+    /// <summary>The segmentation head.</summary>
+    public PatchSegmentationHead Head => seg_head;
+    /// <summary>Number of mask classes (background included).</summary>
+    public int NumClasses => seg_head.NumClasses;
+
+    /// <summary>Normalised images <c>[B, C, H, W]</c> to pixel logits <c>[B, K, H, W]</c>.</summary>
+    public override Tensor forward(Tensor images)
+    {
+        var tokens = Trunk.ForwardTokens(Trunk.Embed(images));
+        return seg_head.forward(tokens.narrow(1, 1, tokens.shape[1] - 1), images);          // patch tokens only
+    }
+
+    /// <summary>Per-pixel class ids <c>[B, H, W]</c> (uint8).</summary>
+    public Tensor Predict(Tensor images)
+    {
+        using var _ = torch.no_grad();
+        return forward(images).argmax(1).to(ScalarType.Byte);
+    }
+}

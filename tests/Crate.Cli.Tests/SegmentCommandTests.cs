@@ -1,0 +1,63 @@
+using System.Text.RegularExpressions;
+using Crate.Core.Data.Segmentation;
+using SkiaSharp;
+
+namespace Crate.Cli.Tests;
+
+public class SegmentCommandTests
+{
+    [Test]
+    public void TrainEvaluatePredictAndExportWorkTogether()
+    {
+        var dir = Directory.CreateTempSubdirectory("crate-cli-segment-").FullName;
+        try
+        {
+            var model = Path.Combine(dir, "seg.safetensors");
+            // A deliberately tiny run: 32x32 scenes, patch 8, one epoch; this checks the wiring, not the quality.
+            var train = CliRunner.Run("segment", "train", "--task", "segment", "--count", "48", "--epochs", "1", "--batch-size", "16",
+                "--scene-size", "32", "--test-count", "0", "--out", model);
+            Assert.That(train.ExitCode, Is.EqualTo(0), train.Error);
+            Assert.That(train.Output, Does.Contain("epoch   1").And.Contain("32x32x1 input"));
+
+            var evaluate = CliRunner.Run("segment", "evaluate", "--model", model, "--count", "20");
+            Assert.That(evaluate.ExitCode, Is.EqualTo(0), evaluate.Error);
+            Assert.That(evaluate.Output, Does.Contain("pixel accuracy").And.Contain("mIoU").And.Contain("foreground IoU").And.Contain("all-background baseline"));
+            Assert.That(Regex.Matches(evaluate.Output, @"^\s+\d+ \S.* IoU ", RegexOptions.Multiline), Has.Count.EqualTo(11), "one line per mask class");
+
+            var emergent = CliRunner.Run("segment", "evaluate", "--model", model, "--count", "20", "--method", "emergent");
+            Assert.That(emergent.ExitCode, Is.EqualTo(0), emergent.Error);
+            Assert.That(emergent.Output, Does.Contain("emergent (layer penultimate, keep 60 %").And.Contain("image classification accuracy"));
+
+            var output = Path.Combine(dir, "predictions");
+            var predict = CliRunner.Run("segment", "predict", "--model", model, "--count", "3", "--out", output, "--scale", "2");
+            Assert.That(predict.ExitCode, Is.EqualTo(0), predict.Error);
+            for (int i = 0; i < 3; i++)
+            {
+                using var overlay = SKBitmap.Decode(Path.Combine(output, $"{i:D4}.overlay.png"));
+                Assert.That((overlay.Width, overlay.Height), Is.EqualTo((5 * 64 + 4 * 2, 64)), "five 32x32 panels at scale 2 with 2-pixel gaps");
+                using var heads = SKBitmap.Decode(Path.Combine(output, $"{i:D4}.heads.png"));
+                Assert.That(heads.Width, Is.EqualTo(2 * 6 * 64 + 11 * 2), "a heat map and a kept-patch mask for each of the 6 heads");
+                var mask = MaskPng.Read(Path.Combine(output, $"{i:D4}.mask.png"), out int h, out int w);
+                Assert.That((h, w, mask.All(v => v <= 10)), Is.EqualTo((32, 32, true)));
+            }
+
+            var onnx = Path.Combine(dir, "seg.onnx");
+            var export = CliRunner.Run("segment", "export", "--model", model, "--out", onnx);
+            Assert.That(export.ExitCode, Is.EqualTo(0), export.Error);
+            Assert.That(new FileInfo(onnx).Length, Is.GreaterThan(100_000));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
+    public void EvaluatingAMissingModelIsOneLineError()
+    {
+        var result = CliRunner.Run("segment", "evaluate", "--model", "/nonexistent/model.safetensors");
+        Assert.That(result.ExitCode, Is.EqualTo(2));
+        Assert.That(result.Error.Trim(), Does.StartWith("error: ").And.Contain("/nonexistent/model.safetensors"));
+        Assert.That(result.Error, Does.Not.Contain("   at "));
+    }
+}

@@ -1,0 +1,97 @@
+using Crate.Core.Data;
+using Crate.Core.Data.Segmentation;
+using Crate.Core.Model;
+using Crate.Core.Weights;
+using Crate.Training.Model;
+using Crate.Training.Segmentation;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Crate.Training.Tests.Segmentation;
+
+public class SupervisedSegmentationTests
+{
+    private static readonly SceneOptions Scenes = new() { Size = 32, MinScale = 0.5, MaxScale = 0.8, MaxObjects = 2, Seed = 4 };
+
+    private static CrateConfig Trunk(SegmentationDataset data) => CratePresets.Mini with
+    {
+        Dim = 64, Depth = 2, Heads = 2, DimHead = 32, ImageHeight = data.Height, ImageWidth = data.Width, PatchSize = 4,
+        NumClasses = data.NumClasses - 1, ClassNames = [], Mean = [0.4f], Std = [0.25f],
+    };
+
+    [Test]
+    public void CoarseHeadPutsEachPatchsPixelsInPlace()
+    {
+        torch.manual_seed(1);
+        var config = CratePresets.Mini with { Dim = 16, Depth = 1, Heads = 2, DimHead = 8, ImageHeight = 8, ImageWidth = 12, PatchSize = 4 };
+        var head = new PatchSegmentationHead(16, 3, 4, 2, 3, 1);
+        using var scope = torch.NewDisposeScope();
+        var tokens = torch.randn(2, 6, 16);
+        var logits = head.Coarse(tokens).data<float>().ToArray();                   // [2, 3, 8, 12]
+        var p = head.named_parameters().ToDictionary(x => x.name, x => x.parameter);
+        var perPatch = nn.functional.linear(nn.functional.layer_norm(tokens, [16], p["0.weight"], p["0.bias"], 1e-5), p["1.weight"], p["1.bias"])
+            .data<float>().ToArray();                                                 // [2, 6, 3*4*4], feature = (k, p1, p2)
+        for (int b = 0; b < 2; b++)
+        for (int k = 0; k < 3; k++)
+        for (int y = 0; y < 8; y++)
+        for (int x = 0; x < 12; x++)
+        {
+            int patch = (y / 4) * 3 + x / 4, feature = k * 16 + (y % 4) * 4 + x % 4;
+            Assert.That(logits[((b * 3 + k) * 8 + y) * 12 + x], Is.EqualTo(perPatch[(b * 6 + patch) * 48 + feature]).Within(1e-6));
+        }
+    }
+
+    [Test]
+    public void ShortSupervisedRunClearlyBeatsTheAllBackgroundPredictor()
+    {
+        // Three well separated shape classes (circle, square, cross) keep the run short; mIoU counts only classes present.
+        static ObjectBank Bank(int count, int seed)
+        {
+            var shapes = GeneratedShapes.Create(count, seed, plainBackground: true);
+            return ObjectBank.FromImages(shapes.Subset(Enumerable.Range(0, shapes.Count).Where(i => shapes.Label(i) is 0 or 1 or 3).ToArray()));
+        }
+        var train = SceneGenerator.Generate(Bank(400, 9), 800, Scenes, "train");
+        var test = SceneGenerator.Generate(Bank(100, 10), 200, Scenes, "test");
+        torch.manual_seed(2);
+        var model = new SegmentationModel(new CrateModel(Trunk(train)), train.NumClasses);
+        var losses = new List<double>();
+        SegmentationTraining.TrainSegmentation(model, train, new SegmentationTrainingOptions { Epochs = 10, BatchSize = 32, LearningRate = 2e-3 }, r => losses.Add(r.Loss));
+        var metrics = SegmentationEvaluation.Supervised(model, test);
+        var trivial = SegmentationEvaluation.AllBackground(test);
+        TestContext.Out.WriteLine($"losses {string.Join(", ", losses.Select(l => l.ToString("F3")))}\n{metrics}\nall background: mIoU {trivial.MeanIoU:F4}");
+        Assert.That(losses[^1], Is.LessThan(losses[0] * 0.7));
+        // Measured: all background mIoU 0.21 (background IoU over 4 present classes), foreground IoU 0; this run 0.37 and 0.72.
+        Assert.That(metrics.ForegroundIoU, Is.GreaterThan(0.5));
+        Assert.That(metrics.MeanIoU, Is.GreaterThan(1.5 * trivial.MeanIoU));
+        Assert.That(metrics.PixelAccuracy, Is.GreaterThan(trivial.PixelAccuracy));
+    }
+
+    [TestCase(Architectures.Crate)]
+    [TestCase(Architectures.Vit)]
+    public void CheckpointRoundTripGivesIdenticalPredictions(string architecture)
+    {
+        var data = SceneGenerator.Generate(ObjectBank.Shapes(20, 1), 4, Scenes, "train");
+        torch.manual_seed(6);
+        var model = new SegmentationModel(Architectures.Create(architecture, Trunk(data)), data.NumClasses);
+        model.eval();
+        var path = Path.Combine(Path.GetTempPath(), $"seg-{architecture}-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            SegmentationCheckpoint.Save(path, model, data.ClassNames);
+            var loaded = SegmentationCheckpoint.Load(path);
+            Assert.That(loaded.MaskClasses, Is.EqualTo(data.ClassNames));
+            Assert.That(Architectures.NameOf(loaded.Trunk), Is.EqualTo(architecture));
+            using var scope = torch.NewDisposeScope();
+            var images = SegmentationBatch.Images(data, [0, 1, 2, 3], model.Trunk.Config);
+            Assert.That(loaded.Segmenter!.forward(images).sub(model.forward(images)).abs().max().item<float>(), Is.EqualTo(0f));
+            if (architecture == Architectures.Crate)
+            {
+                // The CRATE trunk's tensors are the reference's names: they load as CrateWeights once the head is set aside.
+                var file = Safetensors.Read(path);
+                var weights = CrateWeights.Create(model.Trunk.Config, file.Tensors.Where(t => !t.Name.StartsWith("seg_head.")));
+                Assert.That(weights.Tensors.Count(), Is.EqualTo(CrateWeights.Layout(model.Trunk.Config).Count));
+            }
+        }
+        finally { File.Delete(path); }
+    }
+}
