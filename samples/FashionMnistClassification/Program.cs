@@ -7,7 +7,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 
 // Fashion-MNIST with a CRATE classifier in ML.NET: train, save, reload, predict, evaluate.
-OpenMpWaitPolicy.PreferPassive(); // before libtorch loads: on shared cores spinning OpenMP threads slow training several-fold
+ProcessTuning.Apply(); // before libtorch loads: on shared cores spinning OpenMP threads slow training several-fold
 var settings = Settings.Parse(args);
 Directory.CreateDirectory(settings.OutputDirectory);
 FashionMnistModel.MLNetModelPath = Path.GetFullPath(Path.Combine(settings.OutputDirectory, "FashionMnistModel.zip"));

@@ -10,7 +10,7 @@ using Microsoft.ML;
 //   --onnx FILE      a trained Crate ONNX model (e.g. samples/FashionMnistClassification's FashionMnistModel.onnx);
 //                    without it a CRATE-mini is trained here first (--crate-epochs, --steps)
 //   --train N --test N --iterations N --output DIR (default: next to the binaries)
-OpenMpWaitPolicy.PreferPassive(); // before libtorch loads: on shared cores spinning OpenMP threads slow training several-fold
+ProcessTuning.Apply(); // before libtorch loads: on shared cores spinning OpenMP threads slow training several-fold
 var o = Options.Parse(args);
 Directory.CreateDirectory(o.Output);
 CrateLightGbmModel.MLNetModelPath = Path.GetFullPath(Path.Combine(o.Output, "CrateLightGbmModel.zip"));

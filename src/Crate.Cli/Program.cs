@@ -3,8 +3,8 @@ using System.CommandLine.Parsing;
 using Crate.Cli.Commands;
 using Crate.Training;
 
-// Before libtorch loads: the cores here are usually shared, and spinning OpenMP threads then starve the work.
-OpenMpWaitPolicy.PreferPassive();
+// Before libtorch loads: passive OpenMP waiting and glibc keeping freed memory (see ProcessTuning for measurements).
+ProcessTuning.Apply();
 var root = new RootCommand("crate: train, inspect, export and serve CRATE white-box transformers.")
 {
     InfoCommand.Create(),

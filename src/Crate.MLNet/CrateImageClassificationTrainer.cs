@@ -43,7 +43,7 @@ namespace Crate.MLNet;
 /// <see cref="CrateBatchScorer"/> on the ONNX file. Epoch metrics go to <see cref="Options.MetricsCallback"/> and <c>MLContext.Log</c>.
 /// <see cref="MLContext.GpuDeviceId"/> and <see cref="MLContext.FallbackToCpu"/> choose the device the saved chain scores on.</para>
 /// <para><b>Threads.</b> Training uses <see cref="Options.Threads"/> libtorch threads. On shared cores call
-/// <see cref="OpenMpWaitPolicy.PreferPassive"/> at start-up, before anything loads libtorch: spinning OpenMP threads slow it several-fold.</para>
+/// <see cref="ProcessTuning.Apply"/> at start-up, before anything loads libtorch: spinning OpenMP threads slow it several-fold.</para>
 /// <para><b>Score's slot names.</b> ML.NET's own transformers cannot name the slots of an ONNX output, so <c>Score</c> has none and
 /// <c>Evaluate</c> labels per-class figures 0..K-1 in key order; <c>PredictedLabel</c>'s and <c>Label</c>'s key values hold the names.</para>
 /// <para><b><see cref="MLImage"/> input.</b> Microsoft.ML.ImageAnalytics 5.0 is built against SkiaSharp 2 and Crate against SkiaSharp 3; in a

@@ -4,11 +4,11 @@ namespace Crate.Training.Tests;
 
 /// <summary>
 /// Runs before any test touches libtorch: test runs share two cores with other work, where spinning OpenMP
-/// threads slow libtorch several-fold (see <see cref="OpenMpWaitPolicy"/>).
+/// threads and glibc's unmapping of freed buffers slow libtorch several-fold (see <see cref="ProcessTuning"/>).
 /// </summary>
 [SetUpFixture]
-public sealed class PassiveOpenMp
+public sealed class ProcessTuningSetup
 {
     [OneTimeSetUp]
-    public void PreferPassiveWaiting() => OpenMpWaitPolicy.PreferPassive();
+    public void Apply() => ProcessTuning.Apply();
 }
