@@ -20,7 +20,8 @@ public partial class FashionMnistModel
                 BatchSize = 128,
                 LearningRate = 1e-3,
                 WarmupEpochs = 0.5,
-                Augmentation = new Augmentation { CropPadding = 2, HorizontalFlip = true },
+                // Crop and flip pay off on long runs (the fmnist-91 recipe); a four-epoch run learns faster without them.
+                Augmentation = Augmentation.None,
                 ValidationFraction = 0.05,
                 MaxStepsPerEpoch = settings.StepsPerEpoch,
                 OnnxModelPath = settings.OnnxPath,

@@ -19,8 +19,8 @@ namespace Crate.Cli.Commands;
 /// </summary>
 internal static class BenchTrainCommand
 {
-    private const string Begin = "<!-- crate bench train: begin -->";
-    private const string End = "<!-- crate bench train: end -->";
+    private const string Begin = "<!-- bench-train:start -->";
+    private const string End = "<!-- bench-train:end -->";
 
     private sealed record Case(string Name, CrateConfig Config, int BatchSize, OptimizerKind Optimizer, bool BFloat16);
 
@@ -140,30 +140,26 @@ internal static class BenchTrainCommand
 
     private static string Section(List<Row> rows, Dictionary<bool, double> peaks, int steps, int warm, int threads, double? loadBefore, double? loadAfter)
     {
+        var mini = ForwardMatmulFlops(CratePresets.Mini);
+        bool busy = Math.Max(loadBefore ?? 0, loadAfter ?? 0) > 0.5 * Environment.ProcessorCount;
         var s = new StringBuilder();
         s.AppendLine(Begin);
         s.AppendLine("## Training throughput (`crate bench train`)");
         s.AppendLine();
-        s.AppendLine(F($"Command: `crate bench train --threads {threads}` ({warm} untimed + {steps} timed steps per case, generated data, the real trainer: background loader, optimiser, schedule, gradient clipping)."));
-        s.AppendLine(F($"Machine: {Environment.ProcessorCount} cores, {CpuModel()}; {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; libtorch {threads} threads."));
-        if (loadBefore is double before && loadAfter is double after)
-        {
-            bool busy = Math.Max(before, after) > 0.5 * Environment.ProcessorCount;
-            s.AppendLine(F($"Load average before/after: {before:F2}/{after:F2}{(busy ? " - other work shared the cores during this run, so these figures understate a quiet machine." : " (quiet machine).")}"));
-        }
-        s.AppendLine();
+        s.AppendLine(F($"- Command: `crate bench train --threads {threads}` (date {DateTime.UtcNow:yyyy-MM-dd}); {warm} untimed + {steps} timed steps per case on generated data through the real trainer (background loader, optimiser, schedule, clipping)"));
+        s.AppendLine(F($"- Machine: {Environment.ProcessorCount} cores, {CpuModel()}; libtorch {threads} threads; load average before/after: {loadBefore:F2}/{loadAfter:F2}"));
         foreach (var (bf16, peak) in peaks)
-            s.AppendLine(F($"Matmul peak, libtorch `mm` 2048x2048x2048 in {Precision(bf16)}, best of 3x10: **{peak:F1} GFLOP/s**."));
+            s.AppendLine(F($"- Ceiling: libtorch `mm` 2048x2048x2048 in {Precision(bf16)}, best of 3x10, same run: **{peak:F1} GFLOP/s**"));
+        s.AppendLine(F($"- FLOPs: images/s x 3 x forward matmul FLOPs per image (backward ~ 2x forward); forward = 2 x [N p^2 C d + depth x T x (d inner + 2 T inner + inner d + d^2) + d k], N patches, T = N+1 tokens, inner = heads x dim_head, k classes; norms, softmax and the per-step ISTA fold not counted. Mini: {mini / 1e6:F2} MFLOP forward, {3 * mini / 1e6:F1} MFLOP per training image"));
         s.AppendLine();
-        s.AppendLine("| case | images/s | GFLOP/s | of the matmul peak in its precision | data wait |");
+        s.AppendLine("| case | images/s | GFLOP/s | % of the ceiling in its precision | data wait |");
         s.AppendLine("|---|---:|---:|---:|---:|");
         foreach (var r in rows)
             s.AppendLine(F($"| {r.Case.Name} | {r.ImagesPerSecond:F0} | {r.Gflops:F1} | {r.Gflops / r.Peak:P0} | {r.DataWait:F2} s |"));
         s.AppendLine();
-        s.AppendLine("GFLOP/s = images/s x 3 x forward matmul FLOPs per image (backward ~ 2x forward). Forward matmul FLOPs per image = " +
-            "2 x [N p^2 C d + depth x T x (d inner + 2 T inner + inner d + d^2) + d k] with N patches, T = N+1 tokens, inner = heads x dim_head, " +
-            "k classes (norms, softmax and the per-step ISTA fold are not counted).");
-        s.AppendLine(F($"For mini that is {ForwardMatmulFlops(CratePresets.Mini) / 1e6:F2} MFLOP forward, {3 * ForwardMatmulFlops(CratePresets.Mini) / 1e6:F1} MFLOP per training image. 'data wait' is the total time the training steps waited for the background loader."));
+        s.AppendLine("'data wait': total time the steps waited for the background loader.");
+        if (busy)
+            s.AppendLine(F($"\n**The machine was shared during this run** (load average up to {Math.Max(loadBefore ?? 0, loadAfter ?? 0):F1} on {Environment.ProcessorCount} cores): absolute figures, the ceilings included, are below a quiet machine's; each fraction compares figures taken under the same load."));
         s.AppendLine(End);
         return s.ToString();
     }
