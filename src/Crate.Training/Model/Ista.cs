@@ -31,15 +31,19 @@ public sealed class Ista : nn.Module<Tensor, Tensor>
     /// <summary>The folded step matrix <c>M = I + eta (D - D^T D)</c>.</summary>
     public Tensor StepMatrix()
     {
+        using var eta = _eta.ToScalar();
         var dim = weight.shape[0];
         return torch.eye(dim, dtype: weight.dtype, device: weight.device)
-            .add(weight.sub(torch.matmul(weight.t(), weight)).mul(_eta));
+            .add(weight.sub(torch.matmul(weight.t(), weight)).mul(eta));
     }
 
     /// <summary>Run the token product in bfloat16 (M is still formed in float32); see <see cref="MixedPrecision"/>.</summary>
     public bool BFloat16 { get; set; }
 
     /// <inheritdoc />
-    public override Tensor forward(Tensor x) =>
-        nn.functional.relu(MixedPrecision.MatMul(x, StepMatrix(), BFloat16).sub(_eta * _lambda));
+    public override Tensor forward(Tensor x)
+    {
+        using var threshold = (_eta * _lambda).ToScalar();   // scoped, as in Mssa: never left to the finalizer mid-call
+        return nn.functional.relu(MixedPrecision.MatMul(x, StepMatrix(), BFloat16).sub(threshold));
+    }
 }

@@ -47,7 +47,9 @@ public sealed class Mssa : nn.Module<Tensor, Tensor>
         // U_k z per head, [B, H, T, p]. The attention is written out rather than fused: at CRATE's token counts
         // libtorch's fused kernel measured slower here, and the explicit form gives the maps for free.
         var w = MixedPrecision.Linear(z, qkv.weight!, null, BFloat16).view(b, t, _heads, _dimHead).transpose(1, 2);
-        var scores = MixedPrecision.MatMul(w, w.transpose(-1, -2), BFloat16).mul(Math.Pow(_dimHead, -0.5));
+        // An explicit, scoped Scalar: an implicit one can be finalized while libtorch still reads it.
+        using var scale = Math.Pow(_dimHead, -0.5).ToScalar();
+        var scores = MixedPrecision.MatMul(w, w.transpose(-1, -2), BFloat16).mul(scale);
         var a = scores.softmax(-1);                                                      // softmax(w w^T / sqrt(p))
         var mixed = MixedPrecision.MatMul(a, w, BFloat16);                               // A w
         attention = keepAttention ? a : null;
