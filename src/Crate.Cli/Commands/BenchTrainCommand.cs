@@ -157,6 +157,11 @@ internal static class BenchTrainCommand
         foreach (var r in rows)
             s.AppendLine(F($"| {r.Case.Name} | {r.ImagesPerSecond:F0} | {r.Gflops:F1} | {r.Gflops / r.Peak:P0} | {r.DataWait:F2} s |"));
         s.AppendLine();
+        if (rows.FirstOrDefault(r => r.Case == Cases[0]) is { } target)
+        {
+            double share = target.Gflops / target.Peak;
+            s.AppendLine(F($"Target: >= 50% of the float32 ceiling for {target.Case.Name}: {share:P0}, {(share >= 0.5 ? "met" : "not met")}."));
+        }
         s.AppendLine("'data wait': total time the steps waited for the background loader.");
         if (busy)
             s.AppendLine(F($"\n**The machine was shared during this run** (load average up to {Math.Max(loadBefore ?? 0, loadAfter ?? 0):F1} on {Environment.ProcessorCount} cores): absolute figures, the ceilings included, are below a quiet machine's; each fraction compares figures taken under the same load."));
