@@ -12,6 +12,8 @@ using Microsoft.ML.OnnxRuntime;
 using Spectre.Console;
 using TorchSharp;
 
+using static Crate.Cli.Reporting.BenchmarkFile;
+
 namespace Crate.Cli.Commands;
 
 /// <summary>
@@ -187,46 +189,4 @@ internal static class BenchInferCommand
         }
         return result;
     }
-
-    /// <summary>Replaces the section between the markers in <paramref name="path"/>, or appends it (shared by the bench commands).</summary>
-    internal static void RecordSection(string path, string markdown, string startMarker, string endMarker)
-    {
-        var section = $"{startMarker}\n{markdown.TrimEnd()}\n{endMarker}\n";
-        var text = File.Exists(path) ? File.ReadAllText(path) : "# Benchmarks\n\nFigures measured by `crate bench ...` commands; each command rewrites its own section.\n";
-        int start = text.IndexOf(startMarker, StringComparison.Ordinal), end = text.IndexOf(endMarker, StringComparison.Ordinal);
-        text = start >= 0 && end > start
-            ? text[..start] + section + text[(end + endMarker.Length)..].TrimStart('\n')
-            : text.TrimEnd() + "\n\n" + section;
-        AtomicFile.WriteAllText(path, text);
-    }
-
-    internal static string RepoRoot()
-    {
-        for (var dir = new DirectoryInfo(Environment.CurrentDirectory); dir != null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Crate.sln"))) return dir.FullName;
-        return Environment.CurrentDirectory;
-    }
-
-    internal static string LoadAverage()
-    {
-        try { return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
-        catch (IOException) { return "unknown"; }
-    }
-
-    internal static string CpuModel()
-    {
-        try
-        {
-            string? Field(string name) => File.ReadLines("/proc/cpuinfo").Where(l => l.StartsWith(name, StringComparison.Ordinal))
-                .Select(l => l[(l.IndexOf(':') + 1)..].Trim()).FirstOrDefault();
-            var flags = (Field("flags") ?? "").Split(' ');
-            var simd = new[] { "avx2", "avx512f", "avx512_bf16" }.Where(flags.Contains).ToArray();
-            if (Field("model name") is { } model) return simd.Length > 0 ? $"{model} ({string.Join(", ", simd)})" : model;
-        }
-        catch (IOException) { }
-        return "unknown CPU";
-    }
-
-    internal static string VersionOf(Type type) =>
-        (type.Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? type.Assembly.GetName().Version?.ToString() ?? "?").Split('+')[0];
 }

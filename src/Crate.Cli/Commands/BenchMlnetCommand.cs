@@ -12,7 +12,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Spectre.Console;
 using TorchSharp;
-using static Crate.Cli.Commands.BenchInferCommand;
+using static Crate.Cli.Reporting.BenchmarkFile;
 
 namespace Crate.Cli.Commands;
 

@@ -10,6 +10,8 @@ using Crate.Training.Model;
 using Spectre.Console;
 using TorchSharp;
 
+using static Crate.Cli.Reporting.BenchmarkFile;
+
 namespace Crate.Cli.Commands;
 
 /// <summary>
@@ -53,7 +55,7 @@ internal static class BenchTrainCommand
             int n = parse.GetValue(steps), warm = parse.GetValue(warmupSteps), threadCount = parse.GetValue(threads);
             if (n < 2 || warm < 1 || threadCount < 1) throw new ArgumentException("--steps must be at least 2, --warmup-steps and --threads at least 1.");
             torch.set_num_threads(threadCount);
-            var loadBefore = LoadAverage();
+            var loadBefore = OneMinuteLoad();
             var cases = Cases.Where(c => !c.BFloat16 || MixedPrecision.CpuSupportsBFloat16).ToArray();
             var peaks = cases.Select(c => c.BFloat16).Distinct().ToDictionary(bf16 => bf16, bf16 => MatmulPeak(2048, bf16));
             foreach (var (bf16, peak) in peaks)
@@ -67,7 +69,7 @@ internal static class BenchTrainCommand
                 rows.Add(row);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{c.Name}: {imagesPerSecond:F0} images/s, {row.Gflops:F1} GFLOP/s = {row.Gflops / row.Peak:P0} of the {Precision(c.BFloat16)} peak"));
             }
-            var loadAfter = LoadAverage();
+            var loadAfter = OneMinuteLoad();
 
             var table = new Table().AddColumn("case").AddColumn(new TableColumn("images/s").RightAligned())
                 .AddColumn(new TableColumn("GFLOP/s").RightAligned()).AddColumn(new TableColumn("of its peak").RightAligned());
@@ -78,7 +80,7 @@ internal static class BenchTrainCommand
             if (!parse.GetValue(noRecord))
             {
                 var path = parse.GetValue(record)?.FullName ?? Path.GetFullPath("BENCHMARKS.md");
-                Record(path, Section(rows, peaks, n, warm, threadCount, loadBefore, loadAfter));
+                RecordSection(path, Section(rows, peaks, n, warm, threadCount, loadBefore, loadAfter), Begin, End);
                 Console.WriteLine($"recorded in {path}");
             }
             return 0;
@@ -143,7 +145,6 @@ internal static class BenchTrainCommand
         var mini = ForwardMatmulFlops(CratePresets.Mini);
         bool busy = Math.Max(loadBefore ?? 0, loadAfter ?? 0) > 0.5 * Environment.ProcessorCount;
         var s = new StringBuilder();
-        s.AppendLine(Begin);
         s.AppendLine("## Training throughput (`crate bench train`)");
         s.AppendLine();
         s.AppendLine(F($"- Command: `crate bench train --threads {threads}` (date {DateTime.UtcNow:yyyy-MM-dd}); {warm} untimed + {steps} timed steps per case on generated data through the real trainer (background loader, optimiser, schedule, clipping)"));
@@ -165,31 +166,10 @@ internal static class BenchTrainCommand
         s.AppendLine("'data wait': total time the steps waited for the background loader.");
         if (busy)
             s.AppendLine(F($"\n**The machine was shared during this run** (load average up to {Math.Max(loadBefore ?? 0, loadAfter ?? 0):F1} on {Environment.ProcessorCount} cores): absolute figures, the ceilings included, are below a quiet machine's; each fraction compares figures taken under the same load."));
-        s.AppendLine(End);
         return s.ToString();
     }
 
-    /// <summary>Replaces the section between the markers in <paramref name="path"/>, or appends it.</summary>
-    private static void Record(string path, string section)
-    {
-        var text = File.Exists(path) ? File.ReadAllText(path) : "# Benchmarks\n\n";
-        int start = text.IndexOf(Begin, StringComparison.Ordinal), end = text.IndexOf(End, StringComparison.Ordinal);
-        text = start >= 0 && end > start
-            ? text[..start] + section.TrimEnd('\n') + text[(end + End.Length)..]
-            : text.TrimEnd('\n') + "\n\n" + section;
-        AtomicFile.WriteAllText(path, text);
-    }
-
-    /// <summary>The CPU's model name and whether it has AVX-512 (from /proc/cpuinfo).</summary>
-    private static string CpuModel()
-    {
-        if (!File.Exists("/proc/cpuinfo")) return "unknown CPU";
-        string Field(string name) => File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith(name, StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "";
-        var flags = Field("flags").Split(' ');
-        return $"{Field("model name")}{(flags.Contains("avx512f") ? ", AVX-512" : "")}{(flags.Contains("avx512_bf16") ? " (BF16)" : "")}";
-    }
-
-    private static double? LoadAverage() =>
+    private static double? OneMinuteLoad() =>
         File.Exists("/proc/loadavg") && double.TryParse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture, out var load) ? load : null;
 
     private static string F(double value, string format) => value.ToString(format, CultureInfo.InvariantCulture);

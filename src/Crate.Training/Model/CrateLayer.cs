@@ -29,7 +29,7 @@ public sealed class PreNorm<TBlock> : nn.Module<Tensor, Tensor> where TBlock : n
 }
 
 /// <summary>One CRATE layer: compression then sparsification, <c>h = z + MSSA(LN1(z))</c>, <c>z' = ISTA(LN2(h))</c>.</summary>
-public sealed class CrateLayer : nn.Module<Tensor, Tensor>
+public sealed class CrateLayer : nn.Module<Tensor, Tensor>, ITracedLayer
 {
     private readonly PreNorm<Mssa> _attention;
     private readonly PreNorm<Ista> _ista;
@@ -52,9 +52,9 @@ public sealed class CrateLayer : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor z) => Forward(z, false, out _, out _);
 
     /// <summary>Runs the layer, returning <c>z'</c> and the intermediate <c>h</c> (and attention when asked).</summary>
-    public Tensor Forward(Tensor z, bool keepAttention, out Tensor compressed, out Tensor? attention)
+    public Tensor Forward(Tensor z, bool keepAttention, out Tensor afterAttention, out Tensor? attention)
     {
-        compressed = z + _attention.Block.Forward(_attention.Norm.forward(z), keepAttention, out attention); // residual around MSSA
-        return _ista.forward(compressed);                                                                     // no residual around ISTA
+        afterAttention = z + _attention.Block.Forward(_attention.Norm.forward(z), keepAttention, out attention); // residual around MSSA
+        return _ista.forward(afterAttention);                                                                     // no residual around ISTA
     }
 }

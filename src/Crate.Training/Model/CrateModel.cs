@@ -96,20 +96,11 @@ public sealed class CrateModel : nn.Module<Tensor, Tensor>, IVisionTransformer
     public Tensor ClassTokenWithPosition(long batch) => cls_token.add(pos_embedding.narrow(1, 0, 1)).expand(batch, -1, -1);
 
     /// <summary>Runs every layer over <paramref name="tokens"/>; with <paramref name="trace"/> each layer's work is recorded.</summary>
-    public Tensor ForwardTokens(Tensor tokens, List<LayerTrace>? trace = null, bool keepAttention = false)
-    {
-        var z = tokens;
-        foreach (var layer in _layers)
-        {
-            var next = layer.Forward(z, keepAttention, out var compressed, out var attention);
-            trace?.Add(new LayerTrace(z, compressed, next, attention));
-            z = next;
-        }
-        return z;
-    }
+    public Tensor ForwardTokens(Tensor tokens, List<LayerTrace>? trace = null, bool keepAttention = false) =>
+        TrunkInput.RunLayers(_layers, tokens, trace, keepAttention);
 
     /// <summary>Pools final tokens to one feature vector per image (class token, or mean).</summary>
-    public Tensor Pool(Tensor tokens) => Config.Pool == Pooling.Mean ? tokens.mean([1]) : tokens.select(1, 0);
+    public Tensor Pool(Tensor tokens) => TrunkInput.Pool(Config, tokens);
 
     /// <summary>Pooled features to logits.</summary>
     public Tensor Head(Tensor pooled) => mlp_head.forward(pooled);

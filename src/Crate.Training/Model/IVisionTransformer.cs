@@ -33,9 +33,32 @@ public interface IVisionTransformer
     CrateTrace Trace(Tensor images, bool keepAttention = true);
 }
 
-/// <summary>Input checks and token assembly shared by the trunks.</summary>
+/// <summary>A transformer layer that can report what it computed: its output, the tokens after its attention step, and the attention.</summary>
+public interface ITracedLayer
+{
+    /// <summary>Runs the layer on <paramref name="z"/>; <paramref name="afterAttention"/> is the tokens after the attention step.</summary>
+    Tensor Forward(Tensor z, bool keepAttention, out Tensor afterAttention, out Tensor? attention);
+}
+
+/// <summary>Input checks, token assembly, the layer loop and pooling shared by the trunks.</summary>
 internal static class TrunkInput
 {
+    /// <summary>Runs <paramref name="layers"/> in order; with <paramref name="trace"/> each layer's work is recorded.</summary>
+    public static Tensor RunLayers(IEnumerable<ITracedLayer> layers, Tensor tokens, List<LayerTrace>? trace, bool keepAttention)
+    {
+        var z = tokens;
+        foreach (var layer in layers)
+        {
+            var next = layer.Forward(z, keepAttention, out var afterAttention, out var attention);
+            trace?.Add(new LayerTrace(z, afterAttention, next, attention));
+            z = next;
+        }
+        return z;
+    }
+
+    /// <summary>Final tokens to one vector per image: the class token, or the mean of all tokens.</summary>
+    public static Tensor Pool(CrateConfig c, Tensor tokens) => c.Pool == Pooling.Mean ? tokens.mean([1]) : tokens.select(1, 0);
+
     /// <summary>Throws unless <paramref name="images"/> is <c>[B, C, H, W]</c> of the configured size.</summary>
     public static void Check(CrateConfig c, Tensor images, string model)
     {

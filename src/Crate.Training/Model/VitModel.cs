@@ -68,7 +68,7 @@ public sealed class FeedForward : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>One ViT layer: <c>h = z + Attn(LN1(z))</c>, <c>z' = h + MLP(LN2(h))</c> (residuals around both blocks).</summary>
-public sealed class VitLayer : nn.Module<Tensor, Tensor>
+public sealed class VitLayer : nn.Module<Tensor, Tensor>, ITracedLayer
 {
     private readonly PreNorm<VitAttention> _attention;
     private readonly PreNorm<FeedForward> _mlp;
@@ -147,20 +147,11 @@ public sealed class VitModel : nn.Module<Tensor, Tensor>, IVisionTransformer
     }
 
     /// <inheritdoc />
-    public Tensor ForwardTokens(Tensor tokens, List<LayerTrace>? trace = null, bool keepAttention = false)
-    {
-        var z = tokens;
-        foreach (var layer in _layers)
-        {
-            var next = layer.Forward(z, keepAttention, out var afterAttention, out var attention);
-            trace?.Add(new LayerTrace(z, afterAttention, next, attention));
-            z = next;
-        }
-        return z;
-    }
+    public Tensor ForwardTokens(Tensor tokens, List<LayerTrace>? trace = null, bool keepAttention = false) =>
+        TrunkInput.RunLayers(_layers, tokens, trace, keepAttention);
 
     /// <inheritdoc />
-    public Tensor Pool(Tensor tokens) => Config.Pool == Pooling.Mean ? tokens.mean([1]) : tokens.select(1, 0);
+    public Tensor Pool(Tensor tokens) => TrunkInput.Pool(Config, tokens);
 
     /// <inheritdoc />
     public Tensor Head(Tensor pooled) => mlp_head.forward(pooled);
