@@ -9,60 +9,11 @@
 // The model normalises pixels itself (see its crate.normalization metadata), so raw pixels go straight in.
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-web';
+import { describeModel } from '../web/crate-model.js';
 
 function fail(message) {
   process.stderr.write(`error: ${message}\n`);
   process.exit(1);
-}
-
-// The metadata_props (field 14) of the top-level ModelProto, read straight from the protobuf bytes:
-// onnxruntime-web does not expose custom metadata. Each entry is a StringStringEntryProto {key = 1, value = 2}.
-function readMetadata(bytes) {
-  const decoder = new TextDecoder();
-  const readVarint = (buf, pos) => {
-    let value = 0n;
-    let shift = 0n;
-    for (;;) {
-      if (pos >= buf.length) throw new Error('truncated varint');
-      const b = buf[pos++];
-      value |= BigInt(b & 0x7f) << shift;
-      if ((b & 0x80) === 0) return [value, pos];
-      shift += 7n;
-    }
-  };
-  // Calls visit(field, bytes) for each length-delimited field of one message; skips the other wire types.
-  const fields = (buf, visit) => {
-    let pos = 0;
-    while (pos < buf.length) {
-      let key;
-      [key, pos] = readVarint(buf, pos);
-      const field = Number(key >> 3n);
-      const wire = Number(key & 7n);
-      if (wire === 0) [, pos] = readVarint(buf, pos);
-      else if (wire === 1) pos += 8;
-      else if (wire === 5) pos += 4;
-      else if (wire === 2) {
-        let length;
-        [length, pos] = readVarint(buf, pos);
-        const end = pos + Number(length);
-        if (end > buf.length) throw new Error('truncated field');
-        visit(field, buf.subarray(pos, end));
-        pos = end;
-      } else throw new Error(`unsupported wire type ${wire}`);
-    }
-  };
-  const metadata = {};
-  fields(bytes, (field, entry) => {
-    if (field !== 14) return;
-    let key = '';
-    let value = '';
-    fields(entry, (f, text) => {
-      if (f === 1) key = decoder.decode(text);
-      else if (f === 2) value = decoder.decode(text);
-    });
-    metadata[key] = value;
-  });
-  return metadata;
 }
 
 // Binary PGM/PPM: "P5|P6 <width> <height> <maxval>" then bytes, row-major, RGB interleaved for P6.
@@ -105,11 +56,10 @@ async function main() {
   if (!modelPath || inputs.length === 0) fail('usage: node classify.mjs MODEL.onnx INPUT [INPUT...]');
 
   const bytes = new Uint8Array(readFileSync(modelPath));
-  const metadata = readMetadata(bytes);
-  if (!metadata['crate.config']) fail(`${modelPath} is not a Crate model: no crate.config metadata`);
-  const config = JSON.parse(metadata['crate.config']);
-  const classNames = JSON.parse(metadata['crate.class_names']);
-  const expected = [config.channels, config.image_height, config.image_width];
+  let model;
+  try { model = describeModel(bytes, modelPath); } catch (e) { fail(e.message); }
+  const { classNames } = model;
+  const expected = [model.channels, model.height, model.width];
 
   ort.env.wasm.numThreads = 1; // no worker threads: the same arithmetic on every machine
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
@@ -132,7 +82,7 @@ async function main() {
   }
   process.stdout.write(JSON.stringify({
     engine: `onnxruntime-web ${ort.env.versions.web} (wasm)`,
-    model: { path: modelPath, preset: metadata['crate.preset'], crate_version: metadata['crate.version'], input: [-1, ...expected] },
+    model: { path: modelPath, preset: model.preset, crate_version: model.crateVersion, input: [-1, ...expected] },
     results,
   }) + '\n');
 }
