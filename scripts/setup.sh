@@ -21,7 +21,8 @@ apt_install() {
 
 # Debian packages the project uses: Fashion-MNIST (real data for demo and tests), the ONNX checker,
 # PyTorch (independent reference implementation for the model fixture and interop), Node.js for the
-# second ONNX runtime sample.
+# second ONNX runtime sample, and Chromium for the browser sample's test (Playwright drives it by its path,
+# so no browser is downloaded).
 need=()
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
 /usr/bin/python3 -c 'import onnx' 2>/dev/null || need+=(python3-onnx)
@@ -29,6 +30,7 @@ need=()
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; else say "Debian packages: already installed"; fi
 
 # TorchSharp's native library needs GLIBCXX_3.4.32 (GCC 13+). Debian 12 ships GCC 12's libstdc++, so take
@@ -58,15 +60,18 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
-# --- Node.js sample (issue 5): samples/onnx-node's packages (onnxruntime-web, pinned in its package-lock.json),
-# needed by the second-runtime test. Install scripts are skipped: onnxruntime-web needs none.
-if [ -d samples/onnx-node/node_modules/onnxruntime-web ]; then
-  say "samples/onnx-node: npm packages already installed"
-else
-  say "samples/onnx-node: npm ci (onnxruntime-web)"
-  (cd samples/onnx-node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
-fi
-# --- end Node.js sample
+# --- Node.js samples (issues 5 and 11): onnxruntime-web, pinned in each package-lock.json, for samples/onnx-node
+# (the second-runtime test) and samples/web (the browser page and its test). Install scripts are skipped:
+# onnxruntime-web needs none.
+for sample in samples/onnx-node samples/web; do
+  if [ -d "$sample/node_modules/onnxruntime-web" ]; then
+    say "$sample: npm packages already installed"
+  else
+    say "$sample: npm ci (onnxruntime-web)"
+    (cd "$sample" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  fi
+done
+# --- end Node.js samples
 
 say "restoring and building Crate.sln (Release)"
 dotnet build Crate.sln -c Release -nologo -v quiet -clp:NoSummary -p:TreatWarningsAsErrors=false
