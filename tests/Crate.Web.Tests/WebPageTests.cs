@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using Crate.Core.Data;
 using Crate.Core.Model;
@@ -169,17 +168,17 @@ public class WebPageTests
     }
 
     [Test]
-    public async Task FileThatIsNotACrateModelIsRefusedByName()
+    public async Task DroppedFileThatIsNotAModelIsRefusedByName()
     {
         using var server = new StaticFileServer(("/", SampleDir));
         await using var context = await _browser!.NewContextAsync();
         var page = await OpenPage(context, server);
         await WaitForStatus(page, "empty");
-        await page.Locator("#model-file").SetInputFilesAsync(new FilePayload
-        {
-            Name = "notes.onnx", MimeType = "application/octet-stream", Buffer = Encoding.UTF8.GetBytes("hello, not a model"),
-        });
-        Assert.That(await WaitForStatus(page, "error"), Does.StartWith("notes.onnx is not an ONNX model"));
+        // What a person's drag and drop delivers: a drop event whose DataTransfer holds the file.
+        var dataTransfer = await page.EvaluateHandleAsync(
+            "text => { const d = new DataTransfer(); d.items.add(new File([text], 'notes.onnx')); return d; }", "hello, not a model");
+        await page.Locator("#drop-zone").DispatchEventAsync("drop", new { dataTransfer });
+        Assert.That(await WaitForStatus(page, "error"), Is.EqualTo("notes.onnx is not an ONNX model (unsupported wire type 4)"));
     }
 
     private static async Task<IPage> OpenPage(IBrowserContext context, StaticFileServer server)
