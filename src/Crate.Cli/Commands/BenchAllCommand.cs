@@ -155,7 +155,9 @@ internal static class BenchAllCommand
         var (rows, ratios) = Measure($"inference at batch {s.Batch}", () => CompareEngines(weights, s));
         var ceilings = Measure("ceilings", () => Enum.GetValues<CrateOnnxPrecision>().ToDictionary(p => p, p => OnnxRuntimeCeiling.MatMulGflops(s.CeilingSize, cores, s.Duration, p)));
         var accuracy = test != null && IsFashionMnistModel(c) ? Measure("accuracy on Fashion-MNIST (ONNX Runtime float32 and int8)", () => MeasureAccuracy(weights, test, s.Batch, source)) : null;
-        if (delta == null && s.PrecisionTrain && test != null && MixedPrecision.CpuSupportsBFloat16)
+        if (delta == null && s.PrecisionTrain && (test == null || !MixedPrecision.CpuSupportsBFloat16))
+            Console.Error.WriteLine("warning: --precision-train skipped: it needs Fashion-MNIST and a CPU with bfloat16 dot products.");
+        else if (delta == null && s.PrecisionTrain && test != null)
         {
             foreach (var bf16 in new[] { true, false }.Where(p => !trained.ContainsKey(p)))
                 trained[bf16] = Measure($"training the short model ({Precision(bf16)})", () => TrainShort(s, test, bf16)).TestTop1;
