@@ -70,8 +70,43 @@ public static class CrateOnnxSchema
     /// <summary>Metadata key: comma-separated output names present in this file.</summary>
     public const string OutputsKey = "crate.outputs";
 
+    /// <summary>
+    /// Metadata key: the numeric precision of the trunk's matrix products, <c>float32</c> or <c>int8</c> (see
+    /// <see cref="CrateOnnxPrecision"/>). Files written before the key existed are float32.
+    /// </summary>
+    public const string PrecisionKey = "crate.precision";
+
+    /// <summary>The metadata value of <paramref name="precision"/> (<c>float32</c>, <c>int8</c>).</summary>
+    public static string PrecisionName(CrateOnnxPrecision precision) => precision switch
+    {
+        CrateOnnxPrecision.Float32 => "float32",
+        CrateOnnxPrecision.Int8 => "int8",
+        _ => throw new ArgumentOutOfRangeException(nameof(precision), precision, "Unknown precision."),
+    };
+
+    /// <summary>The precision a metadata value names, or null for a value this library does not know.</summary>
+    public static CrateOnnxPrecision? ParsePrecision(string name) =>
+        Enum.GetValues<CrateOnnxPrecision>().Where(p => PrecisionName(p) == name).Cast<CrateOnnxPrecision?>().FirstOrDefault();
+
     /// <summary>The Crate version string written into exported models (assembly informational version, without build metadata).</summary>
     public static string CrateVersion { get; } =
         (typeof(CrateOnnxSchema).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0")
         .Split('+')[0];
+}
+
+/// <summary>The numeric precision of an exported model's trunk (the large matrix products).</summary>
+public enum CrateOnnxPrecision
+{
+    /// <summary>Every product in float32: the model's own function to about 1e-6.</summary>
+    Float32,
+
+    /// <summary>
+    /// Dynamic int8 quantization of the trunk's weight matrices (patch embedding, the MSSA projections and the
+    /// folded ISTA step; the head stays float32): weights stored as int8 with one symmetric scale per output
+    /// column, taken from the weights themselves (no calibration data); at run time each product's input is
+    /// quantized to uint8 over its whole tensor (<c>DynamicQuantizeLinear</c>), multiplied in integers
+    /// (<c>MatMulInteger</c>) and scaled back to float32. LayerNorm, attention and softmax stay float32. Only
+    /// standard ONNX operators; ONNX Runtime's CPU provider fuses each product into one int8 kernel.
+    /// </summary>
+    Int8,
 }

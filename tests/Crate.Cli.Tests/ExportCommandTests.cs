@@ -36,6 +36,31 @@ public class ExportCommandTests
     }
 
     [Test]
+    public void ExportInt8WritesAQuantizedModelThatInfoDescribes()
+    {
+        var dir = Directory.CreateTempSubdirectory("crate-cli-export-").FullName;
+        try
+        {
+            var weightsPath = Fixture("crate_rgb_cls.weights.safetensors");
+            var output = Path.Combine(dir, "model-int8.onnx");
+            var result = CliRunner.Run("export", "--weights", weightsPath, "--out", output, "--int8");
+            Assert.That(result.ExitCode, Is.EqualTo(0), result.Error);
+            var config = CrateWeights.Load(weightsPath).Config;
+            Assert.That(result.Output, Does.Contain($"exported {config}, int8"));
+            using (var model = CrateOnnxModel.Load(output))
+                Assert.That(model.Precision, Is.EqualTo(Crate.Onnx.CrateOnnxPrecision.Int8));
+
+            var info = CliRunner.Run("info", "--onnx", output);
+            Assert.That(info.ExitCode, Is.EqualTo(0), info.Error);
+            Assert.That(info.Output, Does.Contain($"parameters: {config.ParameterCount()}").And.Contain("precision: int8 (").And.Contain("outputs: logits,probabilities,features"));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
     public void ExportOfAMissingWeightsFileIsOneLineError()
     {
         var missing = Path.Combine(Path.GetTempPath(), $"absent-{Guid.NewGuid():N}.safetensors");

@@ -10,7 +10,7 @@ namespace Crate.Onnx.Tests;
 /// <summary>The exported file: valid ONNX, the expected graph structure and size, and its metadata.</summary>
 public class ExportTests
 {
-    private static readonly string[] StandardOps =
+    internal static readonly string[] StandardOps =
         ["Add", "Concat", "Div", "Expand", "Gather", "LayerNormalization", "MatMul", "Mul", "ReduceMean", "Relu", "Reshape", "Shape", "Slice", "Softmax", "Sub", "Transpose"];
 
     [TestCase("mini", true)]

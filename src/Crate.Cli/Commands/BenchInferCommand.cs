@@ -1,9 +1,6 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
-using System.Reflection;
 using System.Text;
-using Crate.Core.IO;
 using Crate.Core.Model;
 using Crate.Onnx.Export;
 using Crate.Onnx.Runtime;
@@ -43,28 +40,11 @@ internal static class BenchInferCommand
         shape.AddTo(command);
         command.SetAction(parse =>
         {
-            int[] sizes;
-            try { sizes = parse.GetValue(batches)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(); }
-            catch (FormatException) { Console.Error.WriteLine($"error: --batches must be comma-separated integers, got '{parse.GetValue(batches)}'."); return 2; }
-            if (sizes.Length == 0 || sizes.Any(b => b < 1)) { Console.Error.WriteLine("error: --batches needs positive batch sizes."); return 2; }
-
-            CrateWeights weights;
+            var sizes = InferenceBench.BatchSizes(parse.GetValue(batches)!, "--batches");
             var file = parse.GetValue(weightsFile);
-            if (file != null) weights = CrateWeights.Load(file.FullName);
-            else
-            {
-                torch.manual_seed(0);
-                using var seeded = new CrateModel(shape.Build(parse, parse.GetValue(preset)!));
-                weights = seeded.ToWeights();
-            }
-            var commandLine = "crate " + string.Join(" ", Environment.GetCommandLineArgs().Skip(1));
-            var markdown = Run(weights, sizes, TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(ceilingSize), commandLine);
-            if (!parse.GetValue(noRecord))
-            {
-                var path = parse.GetValue(record)?.FullName ?? Path.Combine(RepoRoot(), "BENCHMARKS.md");
-                RecordSection(path, markdown, SectionStart, SectionEnd);
-                Console.WriteLine($"recorded in {path}");
-            }
+            var weights = file != null ? CrateWeights.Load(file.FullName) : InferenceBench.SeededWeights(shape.Build(parse, parse.GetValue(preset)!));
+            var markdown = Run(weights, sizes, TimeSpan.FromSeconds(parse.GetValue(seconds)), parse.GetValue(ceilingSize), CommandLine());
+            RecordUnless(parse.GetValue(noRecord), parse.GetValue(record), markdown, SectionStart, SectionEnd);
             return 0;
         });
         return command;
@@ -80,36 +60,18 @@ internal static class BenchInferCommand
         using var eager = new CrateModel(c);
         eager.LoadWeights(weights);
         eager.eval();
-        double flops = FlopsPerImage(c);
+        double flops = BenchTrainCommand.ForwardMatmulFlops(c);
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape(c.ToString())}[/]: {flops / 1e6:F1} MFLOP/image, {cores} threads");
 
-        var rows = new List<(int Batch, double Ort, double Torch, double Diff)>();
+        var rows = new List<(int Batch, double Ort, double Torch, string Diff)>();
         foreach (var b in batches)
         {
-            var pixels = new float[b * ort.ImageLength];
-            var rng = new Random(b);
-            for (int i = 0; i < pixels.Length; i++) pixels[i] = rng.Next(256);
-            var normalized = Normalize(c, pixels);
-            long[] shape = [b, c.Channels, c.ImageHeight, c.ImageWidth];
-
-            float[] OrtLogits() => ort.Score(pixels).Logits;
-            float[] TorchLogits()
-            {
-                using var scope = torch.NewDisposeScope();
-                using var noGrad = torch.no_grad();
-                return eager.forward(torch.tensor(normalized, shape)).data<float>().ToArray();
-            }
-            var diff = OrtLogits().Zip(TorchLogits(), (x, y) => Math.Abs((double)x - y)).Max();
-            // Alternating rounds, best of each: both engines see the same background load, and interference
-            // (other processes on a shared machine) can only slow a round down.
-            double ortRate = 0, torchRate = 0;
-            for (int round = 0; round < Rounds; round++)
-            {
-                ortRate = Math.Max(ortRate, ImagesPerSecond(() => OrtLogits(), b, duration / Rounds));
-                torchRate = Math.Max(torchRate, ImagesPerSecond(() => TorchLogits(), b, duration / Rounds));
-            }
-            rows.Add((b, ortRate, torchRate, diff));
-            Console.WriteLine($"batch {b}: ONNX Runtime {ortRate:F0} images/s, TorchSharp eager {torchRate:F0} images/s (max |logits diff| {diff.ToString("0.0E+0", CultureInfo.InvariantCulture)})");
+            var pixels = InferenceBench.RandomPixels(c, b, seed: b);
+            var engines = new[] { InferenceBench.Onnx("ONNX Runtime", ort, pixels), InferenceBench.Eager("TorchSharp eager", eager, pixels) };
+            var diff = InferenceBench.MaxDiff(engines[0].Logits(), engines[1].Logits());
+            var rates = InferenceBench.BestOfAlternatingRounds(engines, b, duration);
+            rows.Add((b, rates[0], rates[1], diff));
+            Console.WriteLine($"batch {b}: ONNX Runtime {rates[0]:F0} images/s, TorchSharp eager {rates[1]:F0} images/s (max |logits diff| {diff})");
         }
         var ceiling = OnnxRuntimeCeiling.MatMulGflops(ceilingSize, cores, duration);
         Console.WriteLine($"ONNX Runtime MatMul {ceilingSize}^3: {ceiling:F0} GFLOP/s");
@@ -117,7 +79,7 @@ internal static class BenchInferCommand
         var table = new Table().AddColumns("batch", "ONNX Runtime images/s", "TorchSharp eager images/s", "ORT / TorchSharp", "ORT GFLOP/s (% ceiling)", "TorchSharp GFLOP/s (% ceiling)");
         foreach (var r in rows)
             table.AddRow(r.Batch.ToString(CultureInfo.InvariantCulture), $"{r.Ort:F0}", $"{r.Torch:F0}", $"{r.Ort / r.Torch:F2}x",
-                Utilisation(r.Ort, flops, ceiling), Utilisation(r.Torch, flops, ceiling));
+                InferenceBench.Utilisation(r.Ort, flops, ceiling), InferenceBench.Utilisation(r.Torch, flops, ceiling));
         AnsiConsole.Write(table);
 
         var largest = rows[^1];
@@ -132,61 +94,21 @@ internal static class BenchInferCommand
         md.AppendLine($"- Machine: {cores} cores, {CpuModel()}; .NET {Environment.Version}, ONNX Runtime {VersionOf(typeof(InferenceSession))}, TorchSharp {VersionOf(typeof(torch))}");
         md.AppendLine($"- Model: {c} ({c.ParameterCount():N0} parameters), {flops / 1e6:F1} MFLOP/image (matmuls of the exported graph, ISTA folded); seeded random weights unless `--weights`");
         md.AppendLine($"- Same weights and inputs for both engines; {cores} threads each; TorchSharp under `no_grad` and a dispose scope per batch; " +
-                      $"ONNX Runtime with ORT_ENABLE_ALL and preprocessing inside the graph; images/s = best of {Rounds} alternating rounds " +
-                      $"({duration.TotalSeconds / Rounds:F1} s each, after warm-up); load average before the run: {load}");
+                      $"ONNX Runtime with ORT_ENABLE_ALL and preprocessing inside the graph; images/s = best of {InferenceBench.Rounds} alternating rounds " +
+                      $"({duration.TotalSeconds / InferenceBench.Rounds:F1} s each, after warm-up); load average before the run: {load}");
         md.AppendLine($"- Ceiling: ONNX Runtime MatMul {ceilingSize}^3 in the same run: **{ceiling:F0} GFLOP/s**; utilisation = model GFLOP/s / ceiling");
         md.AppendLine();
         md.AppendLine("| batch | ONNX Runtime images/s | TorchSharp eager images/s | ORT / TorchSharp | ORT GFLOP/s (% of ceiling) | TorchSharp GFLOP/s (% of ceiling) | max \\|logits diff\\| |");
         md.AppendLine("|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in rows)
-            md.AppendLine($"| {r.Batch} | {r.Ort:F0} | {r.Torch:F0} | {r.Ort / r.Torch:F2}x | {Utilisation(r.Ort, flops, ceiling)} | {Utilisation(r.Torch, flops, ceiling)} | {r.Diff.ToString("0.0E+0", CultureInfo.InvariantCulture)} |");
+            md.AppendLine($"| {r.Batch} | {r.Ort:F0} | {r.Torch:F0} | {r.Ort / r.Torch:F2}x | {InferenceBench.Utilisation(r.Ort, flops, ceiling)} | {InferenceBench.Utilisation(r.Torch, flops, ceiling)} | {r.Diff} |");
         md.AppendLine();
         md.AppendLine(verdict + ".");
-        if (double.TryParse(load.Split(' ')[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var busy) && busy > cores)
+        if (SharedMachineNote(load) is { } note)
         {
             md.AppendLine();
-            md.AppendLine($"**The machine was shared during this run** (load average {busy:F1} on {cores} cores): absolute figures, the ceiling " +
-                          "included, are well below a quiet machine's; the ratio between engines measured in alternating rounds is the robust figure. Re-run when idle.");
+            md.AppendLine(note);
         }
         return md.ToString();
-    }
-
-    /// <summary>Matmul flops of one image through the exported graph (LayerNorm, softmax and elementwise work left out).</summary>
-    private static double FlopsPerImage(CrateConfig c)
-    {
-        double t = c.NumPatches + 1, d = c.Dim, inner = c.InnerDim;
-        double embed = 2.0 * c.NumPatches * c.PatchDim * d;
-        double layer = 2 * t * d * inner      // U z
-                     + 2 * 2 * t * t * inner  // (U z)(U z)^T and A (U z)
-                     + 2 * t * inner * d      // output projection
-                     + 2 * t * d * d;         // ISTA, one folded matmul
-        return embed + c.Depth * layer + 2 * d * c.NumClasses;
-    }
-
-    private static string Utilisation(double imagesPerSecond, double flops, double ceiling)
-    {
-        double gflops = imagesPerSecond * flops / 1e9;
-        return $"{gflops:F0} ({100 * gflops / ceiling:F0}%)";
-    }
-
-    private static double ImagesPerSecond(Action run, int batch, TimeSpan duration)
-    {
-        for (int i = 0; i < 3; i++) run();
-        var clock = Stopwatch.StartNew();
-        long runs = 0;
-        while (clock.Elapsed < duration || runs < 5) { run(); runs++; }
-        return runs * batch / clock.Elapsed.TotalSeconds;
-    }
-
-    private static float[] Normalize(CrateConfig c, float[] pixels)
-    {
-        int plane = c.ImageHeight * c.ImageWidth;
-        var result = new float[pixels.Length];
-        for (int i = 0; i < pixels.Length; i++)
-        {
-            int channel = i / plane % c.Channels;
-            result[i] = (pixels[i] / 255f - c.MeanOf(channel)) / c.StdOf(channel);
-        }
-        return result;
     }
 }

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using Crate.Core.Model;
 using Crate.Core.Weights;
+using Crate.Onnx;
+using Crate.Onnx.Runtime;
 using Spectre.Console;
 
 namespace Crate.Cli.Commands;
@@ -12,13 +14,15 @@ internal static class InfoCommand
     {
         var preset = new Option<string?>("--preset") { Description = $"Preset to describe ({string.Join(", ", CratePresets.Names)})." };
         var weights = new Option<FileInfo?>("--weights") { Description = "A safetensors weights file to describe." };
+        var onnx = new Option<FileInfo?>("--onnx") { Description = "An exported ONNX model to describe (architecture, precision, outputs)." };
         var config = CliOptions.ModelShape();
-        var command = new Command("info", "Print a CRATE architecture and its exact parameter count, or describe a weights file.") { preset, weights };
+        var command = new Command("info", "Print a CRATE architecture and its exact parameter count, or describe a weights file or an exported ONNX model.") { preset, weights, onnx };
         config.AddTo(command);
         command.SetAction(parse =>
         {
             var weightsFile = parse.GetValue(weights);
             if (weightsFile != null) return DescribeWeights(weightsFile.FullName);
+            if (parse.GetValue(onnx) is { } onnxFile) return DescribeOnnx(onnxFile.FullName);
             var cfg = config.Build(parse, parse.GetValue(preset) ?? "tiny");
             DescribeConfig(cfg);
             return 0;
@@ -40,6 +44,18 @@ internal static class InfoCommand
         table.AddRow("[bold]total[/]", "", $"[bold]{cfg.ParameterCount():N0}[/]");
         AnsiConsole.Write(table);
         Console.WriteLine($"parameters: {cfg.ParameterCount()}");
+    }
+
+    /// <summary>An exported model as ONNX Runtime loads it: architecture, precision, outputs and the exporting Crate version.</summary>
+    private static int DescribeOnnx(string path)
+    {
+        using var model = CrateOnnxModel.Load(path, new CrateOnnxOptions { IntraOpThreads = 1 });
+        DescribeConfig(model.Config);
+        Console.WriteLine($"precision: {CrateOnnxSchema.PrecisionName(model.Precision)}" +
+                          (model.Precision == CrateOnnxPrecision.Int8 ? " (trunk weight products dynamically quantized: int8 weights, uint8 activations)" : ""));
+        Console.WriteLine($"outputs: {model.Metadata.GetValueOrDefault(CrateOnnxSchema.OutputsKey, "?")}");
+        Console.WriteLine($"exported by Crate {model.Metadata.GetValueOrDefault(CrateOnnxSchema.VersionKey, "?")} ({new FileInfo(path).Length:N0} bytes)");
+        return 0;
     }
 
     private static int DescribeWeights(string path)

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Reflection;
 using Crate.Core.IO;
 
@@ -16,6 +17,35 @@ internal static class BenchmarkFile
             ? text[..start] + section + text[(end + endMarker.Length)..].TrimStart('\n')
             : text.TrimEnd() + "\n\n" + section;
         AtomicFile.WriteAllText(path, text);
+    }
+
+    /// <summary>
+    /// Records <paramref name="markdown"/> between the markers in <paramref name="record"/> (default: BENCHMARKS.md at the
+    /// repository root) unless <paramref name="noRecord"/>, and says where.
+    /// </summary>
+    internal static void RecordUnless(bool noRecord, FileInfo? record, string markdown, string startMarker, string endMarker)
+    {
+        if (noRecord) return;
+        var path = record?.FullName ?? Path.Combine(RepoRoot(), "BENCHMARKS.md");
+        RecordSection(path, markdown, startMarker, endMarker);
+        Console.WriteLine($"recorded in {path}");
+    }
+
+    /// <summary>The command line as typed, for the section's "Command:" line.</summary>
+    internal static string CommandLine() => "crate " + string.Join(" ", Environment.GetCommandLineArgs().Skip(1));
+
+    /// <summary>
+    /// The note every section carries when the one-minute load average <paramref name="load"/> (as <see cref="LoadAverage"/>
+    /// gives it) exceeded the cores; null on a quiet machine.
+    /// </summary>
+    internal static string? SharedMachineNote(string load)
+    {
+        int cores = Environment.ProcessorCount;
+        if (!double.TryParse(load.Split(' ')[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var busy) || busy <= cores)
+            return null;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"**The machine was shared during this run** (load average {busy:F1} on {cores} cores): absolute figures, the ceiling ") +
+            "included, are well below a quiet machine's; ratios between engines measured in alternating rounds are the robust figures. Re-run when idle.";
     }
 
     internal static string RepoRoot()

@@ -9,6 +9,13 @@ public sealed record CrateOnnxExportOptions
     /// <summary>Also output the last layer's patch tokens, <c>patch_tokens</c> <c>[batch, patches, dim]</c>. Default false.</summary>
     public bool IncludePatchTokens { get; init; }
 
+    /// <summary>
+    /// Precision of the trunk's matrix products: <see cref="CrateOnnxPrecision.Float32"/> (default) or
+    /// <see cref="CrateOnnxPrecision.Int8"/> (dynamic quantization with weight scales from the weights, no calibration
+    /// data; standard ONNX operators only). Recorded in the <c>crate.precision</c> metadata.
+    /// </summary>
+    public CrateOnnxPrecision Precision { get; init; } = CrateOnnxPrecision.Float32;
+
     /// <summary>A supervised segmentation head to put on the last layer's patch tokens: adds <c>mask_logits</c> and <c>mask</c>. Default none.</summary>
     public SegmentationHeadWeights? Segmentation { get; init; }
 

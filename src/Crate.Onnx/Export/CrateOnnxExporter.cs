@@ -50,15 +50,16 @@ public static partial class CrateOnnxExporter
         var outputs = new List<string>();
         var image = g.Input(CrateOnnxSchema.Image, CrateOnnxSchema.BatchDimension, (long)c.Channels, (long)c.ImageHeight, (long)c.ImageWidth);
 
+        var precision = options.Precision;
         var normalized = Preprocess(g, c, image);
-        var z = PatchEmbed(g, weights, normalized);
+        var z = PatchEmbed(g, weights, precision, normalized);
         var mssaScale = g.Scalar("mssa.scale", (float)Math.Pow(c.DimHead, -0.5));
         var istaThreshold = g.Scalar("ista.threshold", (float)(c.IstaStep * c.IstaLambda));
         for (int i = 0; i < c.Depth; i++)
         {
             var attentionOutput = options.IncludeAttention ? CrateOnnxSchema.Attention(i) : null;
-            var h = Mssa(g, weights, i, z, mssaScale, attentionOutput);    // h = z + MSSA(LN1(z))
-            z = Ista(g, weights, i, h, istaThreshold);                      // z' = ISTA(LN2(h)), no residual
+            var h = Mssa(g, weights, precision, i, z, mssaScale, attentionOutput);    // h = z + MSSA(LN1(z))
+            z = Ista(g, weights, precision, i, h, istaThreshold);                      // z' = ISTA(LN2(h)), no residual
             if (attentionOutput != null)
             {
                 g.Output(attentionOutput, CrateOnnxSchema.BatchDimension, (long)c.Heads, (long)c.NumPatches + 1, (long)c.NumPatches + 1);
@@ -82,13 +83,14 @@ public static partial class CrateOnnxExporter
         }
 
         var doc = $"{c}. Input '{CrateOnnxSchema.Image}': float32 [batch, {c.Channels}, {c.ImageHeight}, {c.ImageWidth}], " +
-                  "raw pixel values in [0, 255], normalised in the graph as (x / 255 - mean) / std.";
-        var metadata = Metadata(c, outputs, options.ExtraMetadata);
+                  "raw pixel values in [0, 255], normalised in the graph as (x / 255 - mean) / std." +
+                  (precision == CrateOnnxPrecision.Int8 ? " The trunk's weight products are dynamically quantized to int8." : "");
+        var metadata = Metadata(c, precision, outputs, options.ExtraMetadata);
         if (options.Segmentation != null) metadata = metadata.Append(new(CrateOnnxSchema.MaskClassNamesKey, JsonSerializer.Serialize(options.Segmentation.ClassNames)));
         return g.Build(CrateOnnxSchema.CrateVersion, doc, metadata);
     }
 
-    private static IEnumerable<KeyValuePair<string, string>> Metadata(CrateConfig c, List<string> outputs, IReadOnlyDictionary<string, string> extra)
+    private static IEnumerable<KeyValuePair<string, string>> Metadata(CrateConfig c, CrateOnnxPrecision precision, List<string> outputs, IReadOnlyDictionary<string, string> extra)
     {
         var channels = Enumerable.Range(0, c.Channels);
         var normalization = JsonSerializer.Serialize(new Dictionary<string, object>
@@ -106,6 +108,7 @@ public static partial class CrateOnnxExporter
             [CrateOnnxSchema.ImageSizeKey] = string.Create(CultureInfo.InvariantCulture, $"{c.Channels}x{c.ImageHeight}x{c.ImageWidth}"),
             [CrateOnnxSchema.NormalizationKey] = normalization,
             [CrateOnnxSchema.OutputsKey] = string.Join(",", outputs),
+            [CrateOnnxSchema.PrecisionKey] = CrateOnnxSchema.PrecisionName(precision),
             [CrateOnnxSchema.ConfigKey] = c.ToJson(),
         };
         foreach (var (k, v) in extra) meta[k] = v;
@@ -126,7 +129,7 @@ public static partial class CrateOnnxExporter
     /// <summary>
     /// Patchify <c>b c (h p1) (w p2) -> b (h w) (p1 p2 c)</c>, LN -> Linear -> LN, prepend the class token, add positions.
     /// </summary>
-    private static string PatchEmbed(OnnxGraphBuilder g, CrateWeights w, string x)
+    private static string PatchEmbed(OnnxGraphBuilder g, CrateWeights w, CrateOnnxPrecision precision, string x)
     {
         var c = w.Config;
         long p = c.PatchSize;
@@ -134,7 +137,7 @@ public static partial class CrateOnnxExporter
         x = g.Node("Transpose", "patch_embed/channel_last", [x], null, Ints("perm", 0, 2, 4, 3, 5, 1)); // b, gh, gw, p1, p2, c
         x = g.Node("Reshape", "patch_embed/patches", [x, g.Int64s("patch_embed.patches_shape", -1, c.NumPatches, c.PatchDim)]);
         x = LayerNorm(g, w, "patch_embed/norm_in", "to_patch_embedding.1", x);
-        x = Linear(g, w, "patch_embed/linear", "to_patch_embedding.2", x, c.PatchDim, c.Dim);
+        x = Linear(g, w, precision, "patch_embed/linear", "to_patch_embedding.2", x, c.PatchDim, c.Dim);
         x = LayerNorm(g, w, "patch_embed/norm_out", "to_patch_embedding.3", x);
 
         // The class token [1, 1, dim] expanded to [batch, 1, dim]; batch comes from the input at run time.
@@ -148,13 +151,13 @@ public static partial class CrateOnnxExporter
     /// <summary>
     /// <c>z + Linear(concat_k softmax(U_k z (U_k z)^T / sqrt(p)) U_k z)</c> on <c>LN1(z)</c>, one shared projection U for q, k and v.
     /// </summary>
-    private static string Mssa(OnnxGraphBuilder g, CrateWeights w, int layer, string z, string scale, string? attentionOutput)
+    private static string Mssa(OnnxGraphBuilder g, CrateWeights w, CrateOnnxPrecision precision, int layer, string z, string scale, string? attentionOutput)
     {
         var c = w.Config;
         var key = $"transformer.layers.{layer}.0";
         var scope = $"layer{layer}/mssa";
         var x = LayerNorm(g, w, $"{scope}/norm", $"{key}.norm", z);
-        var uz = g.Node("MatMul", $"{scope}/project", [x, TransposedWeight(g, w, $"{key}.fn.qkv.weight", c.InnerDim, c.Dim)]);
+        var uz = WeightMatMul(g, precision, $"{scope}/project", x, $"{key}.fn.qkv.weight.T", Transposed(w.Floats($"{key}.fn.qkv.weight"), c.InnerDim, c.Dim), c.Dim, c.InnerDim);
         var split = g.Node("Reshape", $"{scope}/split_heads", [uz, g.Int64s($"{scope}.heads_shape", 0, 0, c.Heads, c.DimHead)]);
         var heads = g.Node("Transpose", $"{scope}/heads", [split], null, Ints("perm", 0, 2, 1, 3));          // [B, H, T, p]
         var headsT = g.Node("Transpose", $"{scope}/heads_t", [split], null, Ints("perm", 0, 2, 3, 1));       // [B, H, p, T]
@@ -164,19 +167,30 @@ public static partial class CrateOnnxExporter
         var mixed = g.Node("MatMul", $"{scope}/mix", [attention, heads]);                                      // A (U z)
         mixed = g.Node("Transpose", $"{scope}/merge_perm", [mixed], null, Ints("perm", 0, 2, 1, 3));
         mixed = g.Node("Reshape", $"{scope}/merge_heads", [mixed, g.Int64s($"{scope}.merge_shape", 0, 0, c.InnerDim)]);
-        var output = Linear(g, w, $"{scope}/out", $"{key}.fn.to_out.0", mixed, c.InnerDim, c.Dim);
+        var output = Linear(g, w, precision, $"{scope}/out", $"{key}.fn.to_out.0", mixed, c.InnerDim, c.Dim);
         return g.Node("Add", $"{scope}/residual", [z, output]);
     }
 
-    /// <summary><c>Relu(LN2(h) M - eta lambda)</c> with the folded step matrix <c>M = I + eta (D - D^T D)</c>.</summary>
-    private static string Ista(OnnxGraphBuilder g, CrateWeights w, int layer, string h, string threshold)
+    /// <summary>
+    /// <c>Relu(LN2(h) M - eta lambda)</c> with the folded step matrix <c>M = I + eta (D - D^T D)</c>; in int8 as
+    /// <c>Relu(x + x A - eta lambda)</c> with <c>A = eta (D - D^T D)</c> quantized alone.
+    /// </summary>
+    /// <remarks>
+    /// M is the identity plus a small update (entries of A are about eta / sqrt(dim)). Quantized whole, each column's
+    /// scale would be set by its diagonal 1, leaving A about one int8 level: the ISTA step would mostly vanish (on a
+    /// CRATE-mini with random weights, quantizing M whole moved the logits by 19% of their RMS, quantizing A alone by 5%).
+    /// Quantizing A with its own scales and adding x in float32 keeps the update's resolution for one elementwise Add.
+    /// </remarks>
+    private static string Ista(OnnxGraphBuilder g, CrateWeights w, CrateOnnxPrecision precision, int layer, string h, string threshold)
     {
         var c = w.Config;
         var key = $"transformer.layers.{layer}.1";
         var scope = $"layer{layer}/ista";
         var x = LayerNorm(g, w, $"{scope}/norm", $"{key}.norm", h);
-        var m = g.Constant($"{key}.fn.step_matrix", [c.Dim, c.Dim], StepMatrix(w.Floats($"{key}.fn.weight"), c.Dim, c.IstaStep));
-        x = g.Node("MatMul", $"{scope}/step", [x, m]);
+        var d = w.Floats($"{key}.fn.weight");
+        x = precision == CrateOnnxPrecision.Int8
+            ? g.Node("Add", $"{scope}/step", [x, WeightMatMul(g, precision, $"{scope}/update", x, $"{key}.fn.step_update", StepMatrix(d, c.Dim, c.IstaStep, identity: false), c.Dim, c.Dim)])
+            : WeightMatMul(g, precision, $"{scope}/step", x, $"{key}.fn.step_matrix", StepMatrix(d, c.Dim, c.IstaStep), c.Dim, c.Dim);
         x = g.Node("Sub", $"{scope}/shrink", [x, threshold]);
         return g.Node("Relu", $"{scope}/relu", [x]);
     }
@@ -199,9 +213,9 @@ public static partial class CrateOnnxExporter
             Int("axis", -1), Float("epsilon", LayerNormEpsilon));
 
     /// <summary><c>x W^T + b</c> as MatMul + Add, W stored transposed.</summary>
-    private static string Linear(OnnxGraphBuilder g, CrateWeights w, string scope, string key, string x, int inFeatures, int outFeatures)
+    private static string Linear(OnnxGraphBuilder g, CrateWeights w, CrateOnnxPrecision precision, string scope, string key, string x, int inFeatures, int outFeatures)
     {
-        x = g.Node("MatMul", $"{scope}/matmul", [x, TransposedWeight(g, w, $"{key}.weight", outFeatures, inFeatures)]);
+        x = WeightMatMul(g, precision, $"{scope}/matmul", x, $"{key}.weight.T", Transposed(w.Floats($"{key}.weight"), outFeatures, inFeatures), inFeatures, outFeatures);
         return g.Node("Add", $"{scope}/bias", [x, Weight(g, w, $"{key}.bias")]);
     }
 
@@ -217,17 +231,21 @@ public static partial class CrateOnnxExporter
         TransposedConstant(g, key, w.Floats(key), rows, cols);
 
     /// <summary>A row-major <c>[rows, cols]</c> matrix stored as its transpose <c>[cols, rows]</c>, named <c>key.T</c>.</summary>
-    private static string TransposedConstant(OnnxGraphBuilder g, string key, float[] src, int rows, int cols)
+    private static string TransposedConstant(OnnxGraphBuilder g, string key, float[] src, int rows, int cols) =>
+        g.Constant($"{key}.T", [cols, rows], Transposed(src, rows, cols));
+
+    /// <summary>The transpose <c>[cols, rows]</c> of a row-major <c>[rows, cols]</c> matrix.</summary>
+    private static float[] Transposed(float[] src, int rows, int cols)
     {
         var t = new float[src.Length];
         for (int r = 0; r < rows; r++)
             for (int k = 0; k < cols; k++)
                 t[k * rows + r] = src[r * cols + k];
-        return g.Constant($"{key}.T", [cols, rows], t);
+        return t;
     }
 
-    /// <summary><c>M = I + eta (D - D^T D)</c> for a row-major <c>[dim, dim]</c> D, accumulated in double.</summary>
-    internal static float[] StepMatrix(float[] d, int dim, double eta)
+    /// <summary><c>M = I + eta (D - D^T D)</c> (or without the identity) for a row-major <c>[dim, dim]</c> D, accumulated in double.</summary>
+    internal static float[] StepMatrix(float[] d, int dim, double eta, bool identity = true)
     {
         // Columns of D as contiguous rows so (D^T D)[j, k] = dot(column j, column k).
         var columns = new double[dim * dim];
@@ -241,7 +259,7 @@ public static partial class CrateOnnxExporter
             for (int k = 0; k < dim; k++)
             {
                 var gram = TensorPrimitives.Dot<double>(cj, columns.AsSpan(k * dim, dim));
-                m[j * dim + k] = (float)((j == k ? 1.0 : 0.0) + eta * (d[j * dim + k] - gram));
+                m[j * dim + k] = (float)((identity && j == k ? 1.0 : 0.0) + eta * (d[j * dim + k] - gram));
             }
         });
         return m;

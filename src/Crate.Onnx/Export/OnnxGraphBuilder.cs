@@ -44,6 +44,10 @@ internal sealed class OnnxGraphBuilder
     public string Constant(string name, long[] dims, ReadOnlySpan<float> values) =>
         AddInitializer(name, dims, TensorProto.Types.DataType.Float, MemoryMarshal.AsBytes(values));
 
+    /// <summary>Adds an int8 constant (quantized weights) stored once in the file, returning its name.</summary>
+    public string Int8Constant(string name, long[] dims, ReadOnlySpan<sbyte> values) =>
+        AddInitializer(name, dims, TensorProto.Types.DataType.Int8, MemoryMarshal.AsBytes(values));
+
     /// <summary>Adds a 1-D int64 constant (shapes, axes), returning its name.</summary>
     public string Int64s(string name, params long[] values) =>
         AddInitializer(name, [values.Length], TensorProto.Types.DataType.Int64, MemoryMarshal.AsBytes(values.AsSpan()));
@@ -59,13 +63,29 @@ internal sealed class OnnxGraphBuilder
     public string Node(string opType, string name, string[] inputs, string? output = null, params AttributeProto[] attributes)
     {
         output ??= name;
-        Claim(output);
+        AddNode(opType, name, inputs, [output], attributes);
+        return output;
+    }
+
+    /// <summary>
+    /// Adds a node with several outputs (e.g. <c>DynamicQuantizeLinear</c>'s value, scale and zero point), named
+    /// <c>{name}:{suffix}</c> for each of <paramref name="outputSuffixes"/>; returns the output names in order.
+    /// </summary>
+    public string[] MultiOutputNode(string opType, string name, string[] inputs, string[] outputSuffixes, params AttributeProto[] attributes)
+    {
+        var outputs = outputSuffixes.Select(s => $"{name}:{s}").ToArray();
+        AddNode(opType, name, inputs, outputs, attributes);
+        return outputs;
+    }
+
+    private void AddNode(string opType, string name, string[] inputs, string[] outputs, AttributeProto[] attributes)
+    {
+        foreach (var o in outputs) Claim(o);
         var node = new NodeProto { OpType = opType, Name = name };
         node.Input.AddRange(inputs);
-        node.Output.Add(output);
+        node.Output.AddRange(outputs);
         node.Attribute.AddRange(attributes);
         _graph.Node.Add(node);
-        return output;
     }
 
     /// <summary>An integer attribute.</summary>

@@ -21,10 +21,11 @@ public sealed class CrateOnnxModel : IDisposable
     private readonly int _maxBatch;
     private readonly string[] _classNames;
 
-    private CrateOnnxModel(InferenceSession session, CrateConfig config, string source, CrateExecutionProvider provider, int maxBatch)
+    private CrateOnnxModel(InferenceSession session, CrateConfig config, CrateOnnxPrecision precision, string source, CrateExecutionProvider provider, int maxBatch)
     {
         _session = session;
         Config = config;
+        Precision = precision;
         Source = source;
         ExecutionProvider = provider;
         _maxBatch = maxBatch;
@@ -36,6 +37,12 @@ public sealed class CrateOnnxModel : IDisposable
 
     /// <summary>The network's configuration, read from the model's metadata.</summary>
     public CrateConfig Config { get; }
+    /// <summary>
+    /// The precision of the trunk's matrix products, from the <c>crate.precision</c> metadata (float32 for files that
+    /// predate it). With <see cref="CrateOnnxPrecision.Int8"/> each product's input is quantized over the whole batch
+    /// that ONNX Runtime runs, so an image's scores can differ slightly with the batch it is scored in.
+    /// </summary>
+    public CrateOnnxPrecision Precision { get; }
     /// <summary>Class names, index = class id (numbers when the model has none).</summary>
     public IReadOnlyList<string> ClassNames => _classNames;
     /// <summary>All metadata properties of the file.</summary>
@@ -92,7 +99,7 @@ public sealed class CrateOnnxModel : IDisposable
         }
         try
         {
-            return new CrateOnnxModel(session, ReadConfig(session, source), source, provider, options.MaxBatch);
+            return new CrateOnnxModel(session, ReadConfig(session, source), ReadPrecision(session, source), source, provider, options.MaxBatch);
         }
         catch
         {
@@ -170,6 +177,14 @@ public sealed class CrateOnnxModel : IDisposable
         if (missing.Count > 0)
             throw new CrateOnnxException($"'{source}' has Crate metadata but lacks the output(s) {string.Join(", ", missing)}.");
         return config;
+    }
+
+    private static CrateOnnxPrecision ReadPrecision(InferenceSession session, string source)
+    {
+        if (!session.ModelMetadata.CustomMetadataMap.TryGetValue(CrateOnnxSchema.PrecisionKey, out var name)) return CrateOnnxPrecision.Float32;
+        return CrateOnnxSchema.ParsePrecision(name) ?? throw new CrateOnnxException(
+            $"'{source}' declares precision '{name}' in '{CrateOnnxSchema.PrecisionKey}'; this library (Crate {CrateOnnxSchema.CrateVersion}) knows " +
+            $"{string.Join(" and ", Enum.GetValues<CrateOnnxPrecision>().Select(CrateOnnxSchema.PrecisionName))}.");
     }
 
     /// <summary>Scores <paramref name="pixels"/>, a whole number of <c>C x H x W</c> images (row-major, values 0..255).</summary>

@@ -12,13 +12,15 @@ namespace Crate.Onnx.Runtime;
 public static class OnnxRuntimeCeiling
 {
     /// <summary>
-    /// GFLOP/s of one <c>[n, n] x [n, n]</c> float32 MatMul (2 n^3 flops per run) in ONNX Runtime on the CPU,
-    /// repeated for at least <paramref name="duration"/> after a warm-up.
+    /// GFLOP/s of one <c>[n, n] x [n, n]</c> MatMul by a constant (2 n^3 flops per run) in ONNX Runtime on the CPU,
+    /// repeated for at least <paramref name="duration"/> after a warm-up: float32, or with <see cref="CrateOnnxPrecision.Int8"/>
+    /// the dynamically quantized product exactly as an int8 export writes it (flops counted the same, so the two compare).
     /// </summary>
     /// <param name="n">Matrix side, e.g. 1024 or 2048.</param>
     /// <param name="threads">Intra-op threads (0 lets ONNX Runtime choose).</param>
     /// <param name="duration">Minimum measuring time.</param>
-    public static double MatMulGflops(int n, int threads, TimeSpan duration)
+    /// <param name="precision">Float32 (default) or int8.</param>
+    public static double MatMulGflops(int n, int threads, TimeSpan duration, CrateOnnxPrecision precision = CrateOnnxPrecision.Float32)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
         var rng = new Random(0);
@@ -26,8 +28,7 @@ public static class OnnxRuntimeCeiling
         for (int i = 0; i < b.Length; i++) b[i] = (float)rng.NextDouble() - 0.5f;
         var g = new OnnxGraphBuilder("matmul");
         var a = g.Input("a", (long)n, (long)n);
-        g.Node("MatMul", "matmul", [a, g.Constant("b", [n, n], b)], "c");
-        g.Output("c", (long)n, (long)n);
+        g.Output(CrateOnnxExporter.WeightMatMul(g, precision, "c", a, "b", b, n, n), (long)n, (long)n);
         var bytes = g.Build(CrateOnnxSchema.CrateVersion, $"{n}^3 MatMul ceiling", []).ToByteArray();
 
         using var options = new SessionOptions { IntraOpNumThreads = threads, GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
