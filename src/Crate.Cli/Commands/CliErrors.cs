@@ -1,4 +1,5 @@
 using Crate.Core.Data;
+using Crate.Core.IO;
 using Crate.Core.Weights;
 using Crate.Training;
 
@@ -14,6 +15,6 @@ internal static class CliErrors
 
     public static bool IsUserError(Exception e) =>
         e is ArgumentException or DataException or SafetensorsException or TrainingException or FileNotFoundException or DirectoryNotFoundException
-            or FormatException or UnauthorizedAccessException
+            or FormatException or UnauthorizedAccessException or DiskFullException
         || e.GetType().Name == "CrateOnnxException";
 }

@@ -89,24 +89,32 @@ internal static class SegmentCommand
         var wd = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.05 };
         var optimizer = new Option<OptimizerKind>("--optimizer") { Description = "AdamW or Lion (the trainer's optimisers).", DefaultValueFactory = _ => OptimizerKind.AdamW };
         var freeze = new Option<bool>("--freeze") { Description = "Segment task: train the head only, trunk frozen." };
+        var resume = new Option<bool>("--resume") { Description = "Continue from the checkpoint written after every epoch beside --out (<name>.last.ckpt), with the same options." };
         var command = new Command("train", "Train a classifier on scene labels (emergent segmentation) or a segmentation head on masks.")
-        { output, task, arch, init, preset, dim, depth, mlpRatio, patch, count, testCount, epochs, batch, lr, wd, optimizer, freeze };
+        { output, task, arch, init, preset, dim, depth, mlpRatio, patch, count, testCount, epochs, batch, lr, wd, optimizer, freeze, resume };
         data.AddTo(command);
         command.SetAction(parse =>
         {
             data.ConfigureThreads(parse);
+            var path = parse.GetValue(output)!.FullName;
+            var checkpoint = Path.ChangeExtension(path, ".last.ckpt");
+            Core.IO.AtomicFile.DeleteAbandoned(Path.GetDirectoryName(path)!);
+            if (parse.GetValue(resume) && !File.Exists(checkpoint))
+                throw new TrainingException($"There is nothing to resume: '{checkpoint}' does not exist (it is written after every epoch).");
             var initFile = parse.GetValue(init);
-            var start = initFile != null ? SegmentationCheckpoint.Load(initFile.FullName) : null;
+            var start = parse.GetValue(resume) ? SegmentationCheckpoint.Load(checkpoint) : initFile != null ? SegmentationCheckpoint.Load(initFile.FullName) : null;
             var train = data.Load(parse, train: true, parse.GetValue(count), start?.Trunk.Config);
+            // A new trunk and head are initialised from --seed: the same command gives the same model.
+            torch.manual_seed(parse.GetValue(data.Seed));
             var trunk = start?.Trunk ?? Architectures.Create(parse.GetValue(arch)!, NewConfig(parse.GetValue(preset)!, parse.GetValue(dim), parse.GetValue(depth), parse.GetValue(patch), train), parse.GetValue(mlpRatio));
             Console.WriteLine($"model: {Architectures.NameOf(trunk)} {trunk.Config}, {trunk.Module.parameters().Sum(p => p.numel()):N0} trunk parameters");
             var options = new SegmentationTrainingOptions
             {
                 Optimizer = parse.GetValue(optimizer), Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr),
                 WeightDecay = parse.GetValue(wd), FreezeBackbone = parse.GetValue(freeze), Seed = parse.GetValue(data.Seed),
+                CheckpointPath = checkpoint, Resume = parse.GetValue(resume),
             };
             void Report(EpochReport r) => Console.WriteLine(FormattableString.Invariant($"epoch {r.Epoch,3}  loss {r.Loss:F4}  lr {r.LearningRate:E2}  {r.ImagesPerSecond:F0} images/s"));
-            var path = parse.GetValue(output)!.FullName;
             var test = parse.GetValue(data.Data) == null && parse.GetValue(testCount) > 0 ? data.Load(parse, train: false, parse.GetValue(testCount), trunk.Config) : null;
             if (parse.GetValue(task) == "classify")
             {

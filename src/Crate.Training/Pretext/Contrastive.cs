@@ -37,6 +37,8 @@ public sealed class Contrastive : nn.Module<Tensor, Tensor>, IObjective
     public CrateModel Backbone => _backbone;
 
     /// <inheritdoc />
+    public Generator Generator => _generator;
+    /// <inheritdoc />
     public string Name => "contrastive";
     /// <inheritdoc />
     public IReadOnlyList<Parameter> TrainableParameters => parameters().ToList();

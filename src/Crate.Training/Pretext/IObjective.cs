@@ -19,6 +19,12 @@ public interface IObjective
     /// <summary>Switches every owned module between training and evaluation mode.</summary>
     void Train(bool training);
 
+    /// <summary>
+    /// The task's own random generator (masks, rotations, augmented views), or null when it draws nothing; its state is
+    /// saved with a training checkpoint so a resumed run draws what an uninterrupted one would.
+    /// </summary>
+    Generator? Generator => null;
+
     /// <summary>The scalar loss for a batch of normalised images <c>[B, C, H, W]</c> and their labels (ignored by self-supervised tasks).</summary>
     Tensor Loss(Tensor images, Tensor labels);
 }

@@ -85,6 +85,8 @@ public sealed class MaskedAutoencoder : nn.Module<Tensor, Tensor>, IObjective
     public CrateModel Encoder => _encoder;
 
     /// <inheritdoc />
+    public Generator Generator => _generator;
+    /// <inheritdoc />
     public string Name => "mae";
     /// <inheritdoc />
     public IReadOnlyList<Parameter> TrainableParameters => parameters().ToList();

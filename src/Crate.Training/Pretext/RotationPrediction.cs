@@ -26,6 +26,8 @@ public sealed class RotationPrediction : IObjective
     /// <summary>The network being pretrained.</summary>
     public CrateModel Model { get; }
     /// <inheritdoc />
+    public Generator Generator => _generator;
+    /// <inheritdoc />
     public string Name => "rotation";
     /// <inheritdoc />
     public IReadOnlyList<TorchSharp.Modules.Parameter> TrainableParameters => Model.parameters().ToList();

@@ -52,36 +52,38 @@ public static class SegmentationCheckpoint
     public static void Save(string path, IVisionTransformer trunk) => Write(path, trunk, null, null);
 
     /// <summary>Saves a segmentation model (trunk and head) with its mask class names.</summary>
-    public static void Save(string path, SegmentationModel model, IReadOnlyList<string> maskClasses)
-    {
-        if (maskClasses.Count != model.NumClasses) throw new ArgumentException($"{maskClasses.Count} class names for a {model.NumClasses}-class head.");
-        Write(path, model.Trunk, model, maskClasses);
-    }
+    public static void Save(string path, SegmentationModel model, IReadOnlyList<string> maskClasses) => Write(path, model.Trunk, model, maskClasses);
 
-    private static void Write(string path, IVisionTransformer trunk, SegmentationModel? model, IReadOnlyList<string>? maskClasses)
+    /// <summary>Writes the trunk, the head when given, and <paramref name="resume"/>'s loop state when given, atomically.</summary>
+    internal static void Write(string path, IVisionTransformer trunk, SegmentationModel? model, IReadOnlyList<string>? maskClasses,
+        SegmentationTraining.ResumeState? resume = null)
     {
+        if (model != null && maskClasses!.Count != model.NumClasses) throw new ArgumentException($"{maskClasses.Count} class names for a {model.NumClasses}-class head.");
         var metadata = new Dictionary<string, string>
         {
             [CrateWeights.ConfigKey] = trunk.Config.ToJson(),
             [ArchitectureKey] = Architectures.NameOf(trunk),
         };
         if (trunk is VitModel vit) metadata[MlpRatioKey] = vit.MlpRatio.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        var tensors = Floats(trunk.Module.named_parameters(), "").ToList();
+        var tensors = ResumeTensors.Module(trunk.Module).ToList();
         if (model != null)
         {
             metadata[MaskClassesKey] = JsonSerializer.Serialize(maskClasses);
-            tensors.AddRange(Floats(model.Head.named_parameters(), HeadPrefix));
+            tensors.AddRange(ResumeTensors.Module(model.Head, HeadPrefix));
+        }
+        if (resume != null)
+        {
+            tensors.AddRange(resume.Tensors);
+            foreach (var (key, value) in resume.Metadata) metadata[key] = value;
         }
         Safetensors.Write(path, tensors, metadata);
     }
 
-    private static IEnumerable<NamedTensor> Floats(IEnumerable<(string name, Parameter parameter)> parameters, string prefix)
+    /// <summary>Copies the trunk's tensors, and the head's when given, from <paramref name="file"/> (read from <paramref name="path"/>).</summary>
+    internal static void Read(SafetensorsFile file, string path, IVisionTransformer trunk, SegmentationModel? model)
     {
-        foreach (var (name, parameter) in parameters)
-        {
-            using var cpu = parameter.detach().to(ScalarType.Float32, CPU).contiguous();
-            yield return NamedTensor.FromFloats(prefix + name, cpu.shape, cpu.data<float>().ToArray());
-        }
+        ResumeTensors.LoadModule(trunk.Module, file, path);
+        if (model != null) ResumeTensors.LoadModule(model.Head, file, path, HeadPrefix);
     }
 
     /// <summary>Loads a checkpoint written by <see cref="Save(string, SegmentationModel, IReadOnlyList{string})"/> or <see cref="Save(string, IVisionTransformer)"/>.</summary>
@@ -95,31 +97,17 @@ public static class SegmentationCheckpoint
         var architecture = file.Metadata.GetValueOrDefault(ArchitectureKey, Architectures.Crate);
         int mlpRatio = file.Metadata.TryGetValue(MlpRatioKey, out var r) ? int.Parse(r, System.Globalization.CultureInfo.InvariantCulture) : 4;
         var trunk = Architectures.Create(architecture, config, mlpRatio);
-        Copy(trunk.Module.named_parameters(), file, "", path);
         SegmentationModel? segmenter = null;
         IReadOnlyList<string> classes;
         if (file.Metadata.TryGetValue(MaskClassesKey, out var classJson))
         {
             classes = JsonSerializer.Deserialize<string[]>(classJson) ?? throw new SafetensorsException($"'{path}': '{MaskClassesKey}' is empty.");
             segmenter = new SegmentationModel(trunk, classes.Count);
-            Copy(segmenter.Head.named_parameters(), file, HeadPrefix, path);
-            segmenter.eval();
         }
         else classes = ["background", .. Enumerable.Range(0, config.NumClasses).Select(config.ClassName)];
+        Read(file, path, trunk, segmenter);
+        segmenter?.eval();
         trunk.Module.eval();
         return new SegmentationCheckpointContents(trunk, segmenter, classes);
-    }
-
-    private static void Copy(IEnumerable<(string name, Parameter parameter)> parameters, SafetensorsFile file, string prefix, string path)
-    {
-        using var _ = torch.no_grad();
-        foreach (var (name, parameter) in parameters)
-        {
-            if (!file.TryGet(prefix + name, out var tensor)) throw new SafetensorsException($"'{path}' has no tensor '{prefix + name}'.");
-            if (!tensor.Shape.SequenceEqual(parameter.shape))
-                throw new SafetensorsException($"'{path}': tensor '{prefix + name}' is {NamedTensor.FormatShape(tensor.Shape)}, the model expects {NamedTensor.FormatShape(parameter.shape)}.");
-            using var source = torch.tensor(tensor.ToFloats(), parameter.shape);
-            parameter.copy_(source);
-        }
     }
 }

@@ -1,5 +1,11 @@
 using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using Crate.Core.Data.Segmentation;
+using Crate.Core.IO;
+using Crate.Core.Weights;
+using Crate.Training.Data;
 using Crate.Training.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -27,6 +33,18 @@ public sealed record SegmentationTrainingOptions
     public bool FreezeBackbone { get; init; }
     /// <summary>Seed of the batch order, flips and (through TorchSharp's generator) dropout. Default 0.</summary>
     public int Seed { get; init; }
+    /// <summary>
+    /// A resumable checkpoint written (atomically) after every epoch: a <see cref="SegmentationCheckpoint"/> of the model
+    /// plus the optimiser's state, libtorch's generator and the loop's position. Default null: none.
+    /// </summary>
+    [JsonIgnore]
+    public string? CheckpointPath { get; init; }
+    /// <summary>
+    /// Continue from <see cref="CheckpointPath"/> (written by a run with the same options; load the model to train from it
+    /// with <see cref="SegmentationCheckpoint.Load"/>). Epochs it completed are skipped; the result equals an uninterrupted run's.
+    /// </summary>
+    [JsonIgnore]
+    public bool Resume { get; init; }
 }
 
 /// <summary>One epoch's summary.</summary>
@@ -52,7 +70,8 @@ public static class SegmentationTraining
             throw new ArgumentException($"The classifier has {config.NumClasses} classes but '{data.Name}' has {data.NumClasses - 1} object classes.");
         var usable = Enumerable.Range(0, data.Count).Where(i => data.Label(i) >= 0).ToArray();
         var module = model.Module;
-        Run(module, CrateOptimizer.Split(module), usable, options, progress, (batch, flip) =>
+        Run(module, CrateOptimizer.Split(module), usable, options, progress, new Checkpointing(
+            (path, state) => SegmentationCheckpoint.Write(path, model, null, null, state), (file, path) => SegmentationCheckpoint.Read(file, path, model, null)), (batch, flip) =>
         {
             var images = SegmentationBatch.Images(data, batch, config);
             if (flip is not null) images = torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images);
@@ -71,7 +90,9 @@ public static class SegmentationTraining
         var trainable = CrateOptimizer.Split(options.FreezeBackbone ? model.Head : model);
         try
         {
-            Run(model, trainable, Enumerable.Range(0, data.Count).ToArray(), options, progress, (batch, flip) =>
+            Run(model, trainable, Enumerable.Range(0, data.Count).ToArray(), options, progress,
+                new Checkpointing((path, state) => SegmentationCheckpoint.Write(path, model.Trunk, model, data.ClassNames, state),
+                    (file, path) => SegmentationCheckpoint.Read(file, path, model.Trunk, model)), (batch, flip) =>
             {
                 var images = SegmentationBatch.Images(data, batch, config);
                 var masks = SegmentationBatch.Masks(data, batch);
@@ -90,38 +111,90 @@ public static class SegmentationTraining
     }
 
     private static void Run(nn.Module module, IEnumerable<OptimizedParameter> trainable, int[] items, SegmentationTrainingOptions o,
-        Action<EpochReport>? progress, Func<int[], Tensor?, Tensor> loss)
+        Action<EpochReport>? progress, Checkpointing checkpointing, Func<int[], Tensor?, Tensor> loss)
     {
         if (o.Epochs <= 0 || o.BatchSize <= 0) throw new ArgumentException($"Epochs ({o.Epochs}) and batch size ({o.BatchSize}) must be positive.");
         if (items.Length == 0) throw new ArgumentException("There is nothing to train on.");
+        if (o.Resume && o.CheckpointPath == null) throw new ArgumentException("Resuming needs the checkpoint path.");
         torch.manual_seed(o.Seed);
-        var rng = new Random(o.Seed);
         int stepsPerEpoch = (items.Length + o.BatchSize - 1) / o.BatchSize;
-        long total = (long)stepsPerEpoch * o.Epochs, step = 0;
+        long total = (long)stepsPerEpoch * o.Epochs;
         var schedule = new LearningRateSchedule(o.LearningRate, 0, Math.Max(1, (long)(total * o.WarmupFraction)), total);
         using var optimizer = CrateOptimizer.Create(o.Optimizer, trainable, o.WeightDecay);
+        var options = JsonSerializer.Serialize(o, OptionsJson) + $", {items.Length} items";
+        int completed = o.Resume ? ResumeState.Restore(o.CheckpointPath!, checkpointing.Load, optimizer, options, stepsPerEpoch) : 0;
         module.train();
-        double lr = 0;
-        for (int epoch = 1; epoch <= o.Epochs; epoch++)
+        for (int epoch = completed + 1; epoch <= o.Epochs; epoch++)
         {
+            // Order and flips are drawn from (seed, epoch): a resumed run needs no generator state to draw the same batches.
+            var random = new SeededRandom(o.Seed, epoch);
             var order = (int[])items.Clone();
-            rng.Shuffle(order);
-            double sum = 0;
+            random.Shuffle<int>(order);
+            double sum = 0, lr = 0;
             var clock = Stopwatch.StartNew();
-            for (int s = 0; s < stepsPerEpoch; s++, step++)
+            for (int s = 0; s < stepsPerEpoch; s++)
             {
-                lr = schedule.At(step);
+                lr = schedule.At((long)(epoch - 1) * stepsPerEpoch + s);
                 var batch = order[(s * o.BatchSize)..Math.Min(items.Length, (s + 1) * o.BatchSize)];
                 using var scope = torch.NewDisposeScope();
-                var flip = o.Flip ? torch.tensor(batch.Select(_ => rng.Next(2) == 1).ToArray()) : null;
+                var flip = o.Flip ? torch.tensor(batch.Select(_ => random.Next(2) == 1).ToArray()) : null;
                 optimizer.ZeroGrad();
                 var value = loss(batch, flip);
                 value.backward();
                 optimizer.Step(lr);
                 sum += value.item<float>();
             }
+            if (o.CheckpointPath != null) Save(checkpointing, o.CheckpointPath, new ResumeState(optimizer, epoch, options), epoch);
             progress?.Invoke(new EpochReport(epoch, sum / stepsPerEpoch, lr, items.Length / clock.Elapsed.TotalSeconds));
         }
         module.eval();
+    }
+
+    private static void Save(Checkpointing checkpointing, string path, ResumeState state, int epoch)
+    {
+        try { checkpointing.Save(path, state); }
+        catch (DiskFullException e)
+        {
+            var kept = epoch > 1 ? $"'{path}' holds epoch {epoch - 1}: continue with --resume once there is space." : "no checkpoint had been written: start again once there is space.";
+            throw new TrainingException($"{e.Message} Training stopped after epoch {epoch}; {kept}", e);
+        }
+    }
+
+    private static readonly JsonSerializerOptions OptionsJson = new(Checkpoint.Json) { WriteIndented = false };
+
+    /// <summary>How the model of a run is written to and read from a resumable checkpoint.</summary>
+    private sealed record Checkpointing(Action<string, ResumeState> Save, Action<SafetensorsFile, string> Load);
+
+    /// <summary>The loop's part of a resumable checkpoint: optimiser state, libtorch's generator, completed epochs and the options that produced them.</summary>
+    internal sealed class ResumeState(CrateOptimizer optimizer, int completedEpochs, string options)
+    {
+        private const string EpochsKey = "segmentation.completed_epochs";
+        private const string OptionsKey = "segmentation.training_options";
+
+        /// <summary>Tensors to store beside the model's.</summary>
+        public IEnumerable<NamedTensor> Tensors => [.. ResumeTensors.Optimizer(optimizer), ResumeTensors.Generator(ResumeTensors.TorchRngKey)];
+
+        /// <summary>Metadata to store beside the model's.</summary>
+        public IReadOnlyDictionary<string, string> Metadata => new Dictionary<string, string>
+        {
+            [EpochsKey] = completedEpochs.ToString(CultureInfo.InvariantCulture),
+            [OptionsKey] = options,
+        };
+
+        /// <summary>Loads <paramref name="path"/> into the module, optimiser and generator; returns the epochs it completed.</summary>
+        public static int Restore(string path, Action<SafetensorsFile, string> loadModel, CrateOptimizer optimizer, string options, int stepsPerEpoch)
+        {
+            if (!File.Exists(path)) throw new TrainingException($"Checkpoint '{path}' does not exist: there is nothing to resume.");
+            var file = Safetensors.Read(path);
+            if (!file.Metadata.TryGetValue(EpochsKey, out var epochs) || !file.Metadata.TryGetValue(OptionsKey, out var written) || !file.TryGet(ResumeTensors.TorchRngKey, out var rng))
+                throw new TrainingException($"'{path}' is not a resumable segmentation checkpoint (no '{EpochsKey}' metadata).");
+            if (written != options)
+                throw new TrainingException($"Checkpoint '{path}' was written by a run with other options ({written}); this run has {options}. Resume with the same options.");
+            int completed = int.Parse(epochs, CultureInfo.InvariantCulture);
+            loadModel(file, path);
+            ResumeTensors.LoadOptimizer(optimizer, ResumeTensors.OptimizerState(file), (long)completed * stepsPerEpoch);
+            ResumeTensors.LoadGenerator(rng);
+            return completed;
+        }
     }
 }

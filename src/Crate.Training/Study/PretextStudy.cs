@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using Crate.Core.Data;
 using Crate.Core.Model;
 using Crate.Training.Adaptation;
@@ -39,6 +41,22 @@ public sealed record StudyOptions
     public int PromptTokens { get; init; } = 8;
     /// <summary>Seed of initialisation, data order, masks and augmentations.</summary>
     public int Seed { get; init; } = 1;
+    /// <summary>
+    /// Folder keeping the study's progress: finished cells, pretrained trunks and the current run's checkpoint, so
+    /// that <see cref="Resume"/> continues a killed study where it stopped. Default null: no progress is kept.
+    /// </summary>
+    [JsonIgnore]
+    public string? CheckpointDirectory { get; init; }
+    /// <summary>Steps between checkpoints of the pretraining or adaptation in progress. Default 50.</summary>
+    [JsonIgnore]
+    public int CheckpointEverySteps { get; init; } = 50;
+    /// <summary>
+    /// Continue the study kept in <see cref="CheckpointDirectory"/> (started with the same options and data): finished
+    /// pretrainings and cells are taken from it, the run in progress continues from its checkpoint, and the table
+    /// equals an uninterrupted study's (wall times aside). When false, earlier progress there is deleted.
+    /// </summary>
+    [JsonIgnore]
+    public bool Resume { get; init; }
 }
 
 /// <summary>One cell of the study table.</summary>
@@ -64,22 +82,40 @@ public static class PretextStudy
     {
         log ??= _ => { };
         var config = options.Backbone with { NumClasses = train.ClassNames.Count, ClassNames = [.. train.ClassNames] };
+        var progress = options.CheckpointDirectory is { } dir
+            ? StudyProgress.Open(dir, Fingerprint(options, train, test), options.CheckpointEverySteps, options.Resume)
+            : null;
         var cells = new List<StudyCell>();
         foreach (var pretext in options.Pretexts)
         {
             var clock = Stopwatch.StartNew();
-            var (trunk, pretextLoss) = Pretrain(pretext, config, train, options);
-            log($"pretrained {pretext}: loss {pretextLoss:F4} in {clock.Elapsed.TotalSeconds:F0} s");
+            CrateWeights trunk;
+            double pretextLoss;
+            if (progress != null && progress.TryGetPretrained(pretext, config, out trunk, out pretextLoss))
+                log($"pretrained {pretext}: loss {pretextLoss:F4} (kept from the interrupted run)");
+            else
+            {
+                (trunk, pretextLoss) = Pretrain(pretext, config, train, options, progress?.Phase($"pretrain {pretext}"));
+                progress?.SavePretrained(pretext, trunk, pretextLoss);
+                log($"pretrained {pretext}: loss {pretextLoss:F4} in {clock.Elapsed.TotalSeconds:F0} s");
+            }
             foreach (var method in options.Adaptations)
             {
+                if (progress?.Cell(pretext, method) is { } kept)
+                {
+                    cells.Add(kept);
+                    log($"  {method}: test top-1 {kept.TestTop1:P1} (kept from the interrupted run)");
+                    continue;
+                }
                 clock.Restart();
                 torch.manual_seed(options.Seed + 17);
                 var backbone = new CrateModel(config);
                 backbone.LoadWeights(trunk);
                 using var adapted = new AdaptedClassifier(backbone, config.NumClasses, method, options.PromptTokens);
-                var loss = ObjectiveTraining.Run(adapted, adapted, config, train, options.Adaptation, options.Seed);
+                var loss = ObjectiveTraining.Run(adapted, adapted, config, train, options.Adaptation, options.Seed, checkpoint: progress?.Phase($"adapt {pretext} {method}"));
                 var top1 = Accuracy(adapted, config, test);
                 var cell = new StudyCell(pretext, method, top1, adapted.TrainableParameterCount, pretextLoss, loss, clock.Elapsed.TotalSeconds);
+                progress?.SaveCell(cell);
                 cells.Add(cell);
                 log($"  {method}: test top-1 {top1:P1}, {cell.TrainableParameters:N0} trainable parameters, {cell.Seconds:F0} s");
             }
@@ -87,8 +123,18 @@ public static class PretextStudy
         return cells;
     }
 
-    /// <summary>Pretrains a backbone with <paramref name="pretext"/>; returns its weights (with a fresh downstream head) and final loss.</summary>
-    public static (CrateWeights Trunk, double Loss) Pretrain(PretextTask pretext, CrateConfig config, ImageDataset train, StudyOptions options)
+    /// <summary>What a resumed study must share with the one it continues: the options that change results, and the data.</summary>
+    private static string Fingerprint(StudyOptions options, ImageDataset train, ImageDataset test) =>
+        $"{JsonSerializer.Serialize(options, FingerprintJson)}, train '{train.Name}' ({train.Count} images), test '{test.Name}' ({test.Count} images)";
+
+    private static readonly JsonSerializerOptions FingerprintJson = new() { Converters = { new JsonStringEnumConverter() } };
+
+    /// <summary>
+    /// Pretrains a backbone with <paramref name="pretext"/>; returns its weights (with a fresh downstream head) and final loss.
+    /// With <paramref name="checkpoint"/>, progress is saved as it goes and a checkpoint of the same phase is continued from.
+    /// </summary>
+    public static (CrateWeights Trunk, double Loss) Pretrain(PretextTask pretext, CrateConfig config, ImageDataset train, StudyOptions options,
+        StepCheckpoint? checkpoint = null)
     {
         torch.manual_seed(options.Seed);
         using var model = new CrateModel(pretext == PretextTask.Rotation ? config with { NumClasses = 4, ClassNames = [] } : config);
@@ -100,7 +146,7 @@ public static class PretextStudy
             PretextTask.Contrastive => Owned(new Contrastive(model, seed: options.Seed)),
             _ => throw new ArgumentOutOfRangeException(nameof(pretext)),
         };
-        var loss = ObjectiveTraining.Run(objective, owner, config, train, options.Pretraining, options.Seed);
+        var loss = ObjectiveTraining.Run(objective, owner, config, train, options.Pretraining, options.Seed, checkpoint: checkpoint);
         // Keep the trunk; the downstream head is always new, so take it from a freshly initialised model.
         using var fresh = new CrateModel(config);
         var trained = model.ToWeights();

@@ -3,8 +3,6 @@ using Crate.Core.IO;
 using Crate.Core.Model;
 using Crate.Core.Weights;
 using Crate.Training.Model;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace Crate.Training;
 
@@ -63,8 +61,7 @@ public sealed class Checkpoint
     public const string MetricsFile = "metrics.json";
 
     private const string StateKey = "crate.training_state";
-    private const string OptimizerPrefix = "optimizer/";
-    private const string RngKey = "rng/torch";
+    private const string RngKey = ResumeTensors.TorchRngKey;
 
     internal static readonly JsonSerializerOptions Json = new()
     {
@@ -91,13 +88,9 @@ public sealed class Checkpoint
     /// <summary>Writes a checkpoint of <paramref name="model"/>, <paramref name="optimizer"/> and <paramref name="state"/> to <paramref name="path"/>, atomically.</summary>
     public static void Save(string path, CrateModel model, CrateOptimizer optimizer, TrainingState state)
     {
-        var weights = model.ToWeights();
-        using var scope = torch.NewDisposeScope();
-        var tensors = new List<NamedTensor>(weights.Tensors);
-        foreach (var (name, value) in optimizer.State())
-            tensors.Add(NamedTensor.FromFloats(OptimizerPrefix + name, value.shape, value.contiguous().data<float>().ToArray()));
-        var rng = torch.get_rng_state();
-        tensors.Add(new NamedTensor(RngKey, DType.U8, rng.shape, rng.data<byte>().ToArray()));
+        var tensors = new List<NamedTensor>(model.ToWeights().Tensors);
+        tensors.AddRange(ResumeTensors.Optimizer(optimizer));
+        tensors.Add(ResumeTensors.Generator(RngKey));
         var metadata = new Dictionary<string, string>
         {
             [CrateWeights.ConfigKey] = model.Config.ToJson(),
@@ -118,8 +111,7 @@ public sealed class Checkpoint
                 throw new TrainingException($"'{path}' is not a training checkpoint (no '{StateKey}' metadata or '{RngKey}' tensor); a weights file can start a run with --init-from.");
             var state = JsonSerializer.Deserialize<TrainingState>(stateJson, Json) ?? throw new TrainingException($"Checkpoint '{path}' has an empty training state.");
             var model = file.Tensors.Where(t => !t.Name.Contains('/')).ToList();
-            var optimizer = file.Tensors.Where(t => t.Name.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
-                .Select(t => new NamedTensor(t.Name[OptimizerPrefix.Length..], t.DType, t.Shape, t.Data)).ToList();
+            var optimizer = ResumeTensors.OptimizerState(file);
             var config = CrateConfig.FromJson(file.Metadata[CrateWeights.ConfigKey]);
             return new Checkpoint(CrateWeights.Create(config, model, source: path), optimizer, rng.Data, state);
         }
@@ -132,10 +124,8 @@ public sealed class Checkpoint
     /// <summary>Restores the optimiser state (its step count is the global step: one update per step) and libtorch's generator.</summary>
     public void Restore(CrateOptimizer optimizer)
     {
-        using var scope = torch.NewDisposeScope();
-        var state = OptimizerState.ToDictionary(t => t.Name, t => torch.tensor(t.ToFloats(), t.Shape), StringComparer.Ordinal);
-        optimizer.LoadState(state, State.GlobalStep);
-        torch.set_rng_state(torch.tensor(TorchRng, [TorchRng.LongLength], ScalarType.Byte));
+        ResumeTensors.LoadOptimizer(optimizer, OptimizerState, State.GlobalStep);
+        ResumeTensors.LoadGenerator(new NamedTensor(RngKey, DType.U8, [TorchRng.LongLength], TorchRng));
     }
 
     /// <summary>Copies <paramref name="source"/> to <paramref name="target"/> atomically (the target is never partial).</summary>

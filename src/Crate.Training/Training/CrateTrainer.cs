@@ -64,6 +64,7 @@ public sealed class CrateTrainer
         torch.set_num_threads(o.Threads);
         var (train, validation) = o.ValidationSet != null ? (data, o.ValidationSet)
             : o.ValidationFraction > 0 ? data.Split(o.ValidationFraction, o.Seed) : (data, (ImageDataset?)null);
+        if (o.CheckpointDirectory != null) AtomicFile.DeleteAbandoned(o.CheckpointDirectory);
         var resume = o.Resume ? Checkpoint.Load(Path.Combine(o.CheckpointDirectory!, Checkpoint.LastFile)) : null;
         var config = resume?.Weights.Config ?? ResolveConfig(architecture, train, o);
         CheckData(config, train, "training");
@@ -120,14 +121,19 @@ public sealed class CrateTrainer
             if (isBest) best = model.ToWeights();
             if (o.CheckpointDirectory is { } dir)
             {
-                var last = Path.Combine(dir, Checkpoint.LastFile);
-                Checkpoint.Save(last, model, optimizer, state);
-                if (isBest)
+                try
                 {
-                    Checkpoint.CopyAtomically(last, Path.Combine(dir, Checkpoint.BestFile));
-                    best!.Save(Path.Combine(dir, Checkpoint.WeightsFile));
+                    SaveEpoch(dir, model, optimizer, state, isBest ? best : null);
+                    WriteReport(dir, config, o, state, train.Count, validation?.Count ?? 0, null, "training", clock.Elapsed);
                 }
-                WriteReport(dir, config, o, state, train.Count, validation?.Count ?? 0, null, "training", clock.Elapsed);
+                catch (DiskFullException e)
+                {
+                    var last = Path.Combine(dir, Checkpoint.LastFile);
+                    var kept = File.Exists(last)
+                        ? $"'{last}' holds epoch {Checkpoint.Load(last).State.CompletedEpochs}: continue with --resume once there is space."
+                        : "no checkpoint had been written: start again once there is space.";
+                    throw new TrainingException($"{e.Message} Training stopped in epoch {epoch}; {kept}", e);
+                }
             }
             o.OnEpoch?.Invoke(metrics);
         }
@@ -136,6 +142,25 @@ public sealed class CrateTrainer
         var test = o.TestSet != null ? Evaluate(model, o.TestSet, o, cancellation) : null;
         if (o.CheckpointDirectory is { } outDir) WriteReport(outDir, config, o, state, train.Count, validation?.Count ?? 0, test, stopReason, clock.Elapsed);
         return new TrainingResult(model, state.History, state.BestEpoch, stopReason, test, train.Count, validation?.Count ?? 0, clock.Elapsed);
+    }
+
+    /// <summary>
+    /// Writes an epoch's checkpoint files. <see cref="Checkpoint.LastFile"/> is written last: it is what a resumed run
+    /// continues from, so it never claims an epoch whose best weights a crash kept from being written; a run resumed
+    /// after such a crash trains that epoch again and rewrites the same files.
+    /// </summary>
+    private static void SaveEpoch(string dir, CrateModel model, CrateOptimizer optimizer, TrainingState state, CrateWeights? best)
+    {
+        var last = Path.Combine(dir, Checkpoint.LastFile);
+        if (best == null)
+        {
+            Checkpoint.Save(last, model, optimizer, state);
+            return;
+        }
+        var bestCheckpoint = Path.Combine(dir, Checkpoint.BestFile);
+        Checkpoint.Save(bestCheckpoint, model, optimizer, state);
+        best.Save(Path.Combine(dir, Checkpoint.WeightsFile));
+        Checkpoint.CopyAtomically(bestCheckpoint, last);
     }
 
     /// <summary>Evaluates in float32 whatever the training precision, so figures match a reloaded model's.</summary>
