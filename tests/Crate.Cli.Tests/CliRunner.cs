@@ -19,4 +19,27 @@ internal static class CliRunner
         if (!process.WaitForExit(TimeSpan.FromMinutes(5))) { process.Kill(true); Assert.Fail($"crate {string.Join(' ', args)} did not finish in 5 minutes"); }
         return new Result(process.ExitCode, output.Result, error.Result);
     }
+
+    /// <summary>
+    /// Runs the command line's entry point in this process, output captured: for tests that inject a dependency the
+    /// product exposes (e.g. <c>AtomicFile.UseOpener</c>), which a child process would not see.
+    /// </summary>
+    public static Result RunInProcess(params string[] args)
+    {
+        var entry = System.Reflection.Assembly.LoadFrom(Path.Combine(AppContext.BaseDirectory, "crate.dll")).EntryPoint!;
+        var (savedOut, savedError) = (Console.Out, Console.Error);
+        using StringWriter output = new(), error = new();
+        Console.SetOut(output);
+        Console.SetError(error);
+        try
+        {
+            var exit = (int)entry.Invoke(null, [args])!;
+            return new Result(exit, output.ToString(), error.ToString());
+        }
+        finally
+        {
+            Console.SetOut(savedOut);
+            Console.SetError(savedError);
+        }
+    }
 }

@@ -23,9 +23,15 @@ internal sealed class CrashHarness(string folder, int seed)
     /// <param name="Elapsed">Wall time of the whole interrupted run.</param>
     public sealed record Report(int Kills, int KillsDuringWrites, int FilesChecked, int AbandonedTemporaries, int Starts, TimeSpan Elapsed)
     {
+        public static Report operator +(Report a, Report b) => new(a.Kills + b.Kills, a.KillsDuringWrites + b.KillsDuringWrites,
+            a.FilesChecked + b.FilesChecked, a.AbandonedTemporaries + b.AbandonedTemporaries, a.Starts + b.Starts, a.Elapsed + b.Elapsed);
+
         public override string ToString() => FormattableString.Invariant(
             $"{Kills} kills ({KillsDuringWrites} during a write), {FilesChecked} files checked after kills, {AbandonedTemporaries} abandoned temporary files, {Starts} starts, {Elapsed.TotalSeconds:F0} s");
     }
+
+    /// <summary>No kills yet.</summary>
+    public static Report None { get; } = new(0, 0, 0, 0, 0, TimeSpan.Zero);
 
     private readonly Random _random = new(seed);
 

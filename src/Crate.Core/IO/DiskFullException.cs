@@ -13,7 +13,7 @@ public sealed class DiskFullException : IOException
 
     /// <summary>Creates the exception for the target <paramref name="path"/>.</summary>
     public DiskFullException(string path, IOException inner)
-        : base($"Cannot write '{path}': the disk is full ({FirstClause(inner.Message)}). '{path}' was left as it was and no partial file remains; free some space and try again.", inner)
+        : base($"Cannot write '{path}': the disk is full ({FirstClause(inner.Message)}). The file was left as it was, with no partial copy.", inner)
     {
         FilePath = path;
         HResult = inner.HResult;

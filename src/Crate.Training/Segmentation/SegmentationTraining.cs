@@ -155,7 +155,7 @@ public static class SegmentationTraining
         try { checkpointing.Save(path, state); }
         catch (DiskFullException e)
         {
-            var kept = epoch > 1 ? $"'{path}' holds epoch {epoch - 1}: continue with --resume once there is space." : "no checkpoint had been written: start again once there is space.";
+            var kept = epoch > 1 ? $"'{path}' holds epoch {epoch - 1}: free some space, then continue with --resume." : "no checkpoint had been written: free some space, then start again.";
             throw new TrainingException($"{e.Message} Training stopped after epoch {epoch}; {kept}", e);
         }
     }

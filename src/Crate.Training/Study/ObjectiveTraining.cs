@@ -89,7 +89,7 @@ public static class ObjectiveTraining
         try { Safetensors.Write(checkpoint.Path, tensors, metadata); }
         catch (DiskFullException e)
         {
-            throw new TrainingException($"{e.Message} {checkpoint.Phase} stopped at step {step}; its last checkpoint is intact: continue with --resume once there is space.", e);
+            throw new TrainingException($"{e.Message} {checkpoint.Phase} stopped at step {step}; its last checkpoint is intact: free some space, then continue with --resume.", e);
         }
     }
 

@@ -130,8 +130,8 @@ public sealed class CrateTrainer
                 {
                     var last = Path.Combine(dir, Checkpoint.LastFile);
                     var kept = File.Exists(last)
-                        ? $"'{last}' holds epoch {Checkpoint.Load(last).State.CompletedEpochs}: continue with --resume once there is space."
-                        : "no checkpoint had been written: start again once there is space.";
+                        ? $"'{last}' holds epoch {Checkpoint.Load(last).State.CompletedEpochs}: free some space, then continue with --resume."
+                        : "no checkpoint had been written: free some space, then start again.";
                     throw new TrainingException($"{e.Message} Training stopped in epoch {epoch}; {kept}", e);
                 }
             }

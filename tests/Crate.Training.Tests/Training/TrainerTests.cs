@@ -1,9 +1,11 @@
 using System.Security.Cryptography;
 using Crate.Core.Data;
+using Crate.Core.IO;
 using Crate.Core.Model;
 using Crate.Training;
 using Crate.Training.Data;
 using Crate.Training.Model;
+using Crate.Tests.Shared;
 
 namespace Crate.Training.Tests.Training;
 
@@ -133,6 +135,32 @@ public class TrainerTests
         Assert.That(error.Epoch, Is.EqualTo(2));
         Assert.That(SHA256.HashData(File.ReadAllBytes(last)), Is.EqualTo(before));
         Assert.That(Checkpoint.Load(last).State.CompletedEpochs, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void A_full_disk_stops_training_naming_the_file_and_a_resumed_run_ends_as_if_nothing_happened()
+    {
+        var data = GeneratedShapes.Create(128, seed: 5);
+        var options = new TrainerOptions { Epochs = 3, BatchSize = 64, ValidationFraction = 0, Seed = 1, Threads = Threads };
+        var reference = new CrateTrainer(options with { CheckpointDirectory = Path.Combine(_dir, "reference") }).Train(Small, data);
+
+        // Epoch 2's last.ckpt meets a full disk half way through (without validation every epoch is the best: best.ckpt
+        // and weights.safetensors are written before it and succeed).
+        var run = Path.Combine(_dir, "run");
+        var last = Path.Combine(run, Checkpoint.LastFile);
+        var disk = new FullDisk(capacity: 100_000, target: Checkpoint.LastFile, fromWrite: 2);
+        TrainingException error;
+        using (AtomicFile.UseOpener(disk.Open))
+            error = Assert.Throws<TrainingException>(() => new CrateTrainer(options with { CheckpointDirectory = run }).Train(Small, data))!;
+        Assert.That(error.Message, Is.EqualTo(
+            $"Cannot write '{last}': the disk is full (No space left on device). The file was left as it was, with no partial copy. " +
+            $"Training stopped in epoch 2; '{last}' holds epoch 1: free some space, then continue with --resume."));
+        Assert.That(error.InnerException, Is.TypeOf<DiskFullException>());
+        Assert.That(Checkpoint.Load(last).State.CompletedEpochs, Is.EqualTo(1), "the previous checkpoint is whole and loads");
+        Assert.That(Directory.GetFiles(run, "*.tmp"), Is.Empty, "no temporary file is left behind");
+
+        var resumed = new CrateTrainer(options with { CheckpointDirectory = run, Resume = true }).Train(Small, data);
+        Assert.That(resumed.Model.ToWeights().Tensors.Select(t => t.Data), Is.EqualTo(reference.Model.ToWeights().Tensors.Select(t => t.Data)));
     }
 
     [Test]
