@@ -126,6 +126,22 @@ public class SafetensorsTests
     }
 
     [Test]
+    public void A_checkpoint_of_another_preset_is_refused_naming_the_file_and_the_mismatched_tensors()
+    {
+        // A converted reference checkpoint (no configuration inside) of CRATE-tiny, read as CRATE-small.
+        CrateConfig Input(CrateConfig preset) => preset with { ImageHeight = 16, ImageWidth = 16, PatchSize = 16, Channels = 1, NumClasses = 2 };
+        var tiny = Input(CratePresets.Tiny);
+        var path = Path.Combine(_dir, "crate_tiny.safetensors");
+        Safetensors.Write(path, CrateWeights.Layout(tiny).Select(p => NamedTensor.FromFloats(p.Name, p.Shape, new float[NamedTensor.ElementCount(p.Shape)])));
+
+        var small = Input(CratePresets.Small);
+        var e = Assert.Throws<SafetensorsException>(() => CrateWeights.Load(path, small))!;
+        Assert.That(e.Message, Does.StartWith($"Weights '{path}' do not match {small}: wrong shape: pos_embedding is [1, 2, 384], expected [1, 2, 576], "));
+        Assert.That(e.Message, Does.EndWith(" and 93 more."), "all 105 mismatched tensors are counted");
+        Assert.That(CrateWeights.Load(path, tiny).Config.Dim, Is.EqualTo(384), "the right preset reads it");
+    }
+
+    [Test]
     public void MissingConfigurationAsksForThePreset()
     {
         var path = Path.Combine(_dir, "bare.safetensors");

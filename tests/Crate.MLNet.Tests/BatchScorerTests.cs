@@ -46,6 +46,23 @@ public class BatchScorerTests
     }
 
     [Test]
+    public void ANonFinitePixelIsNamedWithItsRowAndColumn()
+    {
+        var ml = new MLContext(1);
+        var rows = Enumerable.Range(0, 10).Select(i => new FloatImage { Image = Enumerable.Repeat(i == 7 ? 1f : 10f, 784).ToArray() }).ToArray();
+        rows[7].Image[100] = float.NaN;
+        using var scorer = new CrateBatchScorer(Fixture.OnnxPath, new CrateBatchScorer.Options { BatchSize = 4 });
+        var scored = scorer.Transform(ml.Data.LoadFromEnumerable(rows));
+        var e = Assert.Throws<ArgumentException>(() => scored.GetColumn<float[]>("Score").ToArray())!;
+        Assert.That(e.Message, Is.EqualTo("The image column 'Image', row 7, value 100: pixel NaN is not finite; pixels must be finite values in [0, 255]."));
+    }
+
+    private sealed class FloatImage
+    {
+        [VectorType(1, 28, 28)] public float[] Image = [];
+    }
+
+    [Test]
     public void ReadingOnlyInputColumnsScoresNothing()
     {
         var ml = new MLContext(1);

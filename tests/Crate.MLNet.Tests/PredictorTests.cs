@@ -19,6 +19,20 @@ public class PredictorTests
         Assert.That(batch.Select(p => p.ClassIndex), Is.EqualTo(results.Take(3).Select(p => p.ClassIndex)));
     }
 
+    [TestCase(float.NaN, "NaN")]
+    [TestCase(float.PositiveInfinity, "+Infinity")]
+    [TestCase(float.NegativeInfinity, "-Infinity")]
+    public void ANonFinitePixelIsLocatedAndNothingIsPredicted(float value, string named)
+    {
+        using var predictor = CratePredictor.Load(Fixture.OnnxPath);
+        var pixels = Fixture.Pixels(Fixture.Images).AsSpan(0, 2 * predictor.ImageLength).ToArray();
+        pixels[predictor.ImageLength + 3 * 28 + 5] = value;   // image 1, row 3, column 5
+        var e = Assert.Throws<ArgumentException>(() => predictor.PredictBatch(pixels))!;
+        Assert.That(e.Message, Does.StartWith(
+            $"Crate model '{Fixture.OnnxPath}': image 1 of the batch has a non-finite pixel ({named}) at channel 0, row 3, column 5; pixels must be finite values in [0, 255]."));
+        Assert.That(() => predictor.Predict(pixels.AsSpan(predictor.ImageLength)), Throws.ArgumentException.With.Message.Contains($"image 0 of the batch has a non-finite pixel ({named})"));
+    }
+
     [Test]
     public void AnImageOfTheWrongSizeIsRefused()
     {

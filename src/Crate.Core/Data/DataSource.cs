@@ -38,6 +38,7 @@ public static class DataSource
     public static ImageReadResult Load(string spec, DataSplit split, ImageReadOptions? options = null, int seed = 0)
     {
         options ??= new();
+        if (options.Channels is int channels) ImageFile.CheckChannels(channels);
         if (string.Equals(spec, FashionMnist, StringComparison.OrdinalIgnoreCase))
             return new(Conform(IdxReader.FashionMnist(split == DataSplit.Train, options.Limit), options), []);
         if (string.Equals(spec, Generated, StringComparison.OrdinalIgnoreCase))

@@ -12,6 +12,12 @@ public static class ImageFile
     public static IReadOnlySet<string> Extensions { get; } = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
         { ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp" };
 
+    /// <summary>
+    /// The largest image decoded, in pixels (100 megapixels: 400 MB as RGBA). Larger files are refused from their header,
+    /// before any pixel memory is allocated, so a hostile or mistaken file cannot exhaust memory.
+    /// </summary>
+    public const long MaxPixels = 100_000_000;
+
     /// <summary>Whether <paramref name="path"/> has an image extension.</summary>
     public static bool HasImageExtension(string path) => Extensions.Contains(Path.GetExtension(path));
 
@@ -71,11 +77,29 @@ public static class ImageFile
         IO.AtomicFile.WriteAllBytes(path, data.AsSpan());
     }
 
+    /// <summary>Throws unless <paramref name="channels"/> is a channel count image files can be read as: 1 (grayscale) or 3 (RGB).</summary>
+    /// <exception cref="ArgumentException">Another count.</exception>
+    public static void CheckChannels(int channels)
+    {
+        if (channels is not (1 or 3)) throw new ArgumentException($"Images can be read with 1 (grayscale) or 3 (RGB) channels, not {channels}.");
+    }
+
+    /// <summary>Refuses an image of more than <see cref="MaxPixels"/> pixels; <paramref name="what"/> names it ("Image 'x.png'").</summary>
+    /// <exception cref="DataException">The image is too large.</exception>
+    internal static void CheckSize(string what, int width, int height)
+    {
+        long pixels = (long)width * height;
+        if (pixels > MaxPixels)
+            throw new DataException(FormattableString.Invariant(
+                $"{what} is {width}x{height} ({pixels / 1e6:F0} megapixels); Crate decodes images of at most {MaxPixels / 1_000_000} megapixels. Downscale it first."));
+    }
+
     /// <summary>Decodes a file to unpremultiplied RGBA; every failure names the file.</summary>
     internal static Decoded Decode(string path)
     {
         var bytes = ReadBytes(path);
         using var codec = OpenCodec(path, bytes);
+        CheckSize($"Image '{path}'", codec.Info.Width, codec.Info.Height);
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var bitmap = new SKBitmap(info);
         // GetPixels reports a truncated file as IncompleteInput while still filling part of the bitmap: refuse it.
@@ -120,7 +144,7 @@ public static class ImageFile
 
         public byte[] ToPlanes(string source, int channels, int height, int width, bool resize)
         {
-            if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), $"channels must be 1 or 3, got {channels}");
+            CheckChannels(channels);
             var pixels = rgba;
             if (height != Height || width != Width)
             {

@@ -199,8 +199,19 @@ public sealed class CrateBatchScorer : IDisposable
                 return i =>
                 {
                     getFloats(ref floats);
-                    floats.CopyTo(_batch.AsSpan(i * _imageLength, _imageLength));
+                    var target = _batch.AsSpan(i * _imageLength, _imageLength);
+                    floats.CopyTo(target);
+                    // Checked here, where the row is known (the model would name only the image's place in its batch).
+                    int bad = FirstNonFinite(target);
+                    if (bad >= 0)
+                        throw new ArgumentException($"The image column '{column.Name}', row {leading.Position}, value {bad}: pixel {target[bad]} is not finite; pixels must be finite values in [0, 255].");
                 };
+            }
+
+            private static int FirstNonFinite(ReadOnlySpan<float> values)
+            {
+                for (int k = 0; k < values.Length; k++) if (!float.IsFinite(values[k])) return k;
+                return -1;
             }
 
             public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)

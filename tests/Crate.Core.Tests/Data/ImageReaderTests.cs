@@ -26,6 +26,52 @@ public class ImageReaderTests
     }
 
     [Test]
+    public void A_huge_image_is_refused_from_its_header_naming_the_file_and_the_limit()
+    {
+        Png("set/a/small.png", 1);
+        // A BMP header claiming 12000x9000 pixels (108 megapixels) and no pixel data: refused before anything is allocated.
+        var huge = Path.Combine(_dir, "set/a/huge.bmp");
+        File.WriteAllBytes(huge, BadFiles.BmpHeader(12_000, 9_000));
+        var e = Assert.Throws<DataException>(() => ImageReader.ReadFolder(Path.Combine(_dir, "set")));
+        Assert.That(e!.Message, Is.EqualTo($"Image '{huge}' is 12000x9000 (108 megapixels); Crate decodes images of at most 100 megapixels. Downscale it first."));
+
+        var skipped = ImageReader.ReadFolder(Path.Combine(_dir, "set"), new ImageReadOptions { SkipInvalid = true });
+        Assert.That(skipped.Data.Count, Is.EqualTo(1));
+        Assert.That(skipped.Skipped, Is.EqualTo(new[] { e.Message }));
+    }
+
+    [TestCase(2)]
+    [TestCase(4)]
+    public void A_channel_count_other_than_gray_or_rgb_is_refused_before_reading(int channels)
+    {
+        Png("set/a/x.png", 1);
+        foreach (var source in new[] { Path.Combine(_dir, "set"), DataSource.Generated })
+        {
+            var e = Assert.Throws<ArgumentException>(() => DataSource.Load(source, DataSplit.Train, new ImageReadOptions { Channels = channels, Limit = 10 }));
+            Assert.That(e!.Message, Is.EqualTo($"Images can be read with 1 (grayscale) or 3 (RGB) channels, not {channels}."), source);
+        }
+    }
+
+    [Test]
+    public void An_empty_data_set_is_named()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "set/a"));
+        File.WriteAllText(Path.Combine(_dir, "set/a/readme.txt"), "no images here");
+        var folder = Assert.Throws<DataException>(() => ImageReader.ReadFolder(Path.Combine(_dir, "set")));
+        Assert.That(folder!.Message, Is.EqualTo($"'{Path.Combine(_dir, "set")}' holds no images."));
+
+        var list = Path.Combine(_dir, "list.csv");
+        File.WriteAllText(list, "path,label\n\n");
+        var rows = Assert.Throws<DataException>(() => ImageReader.ReadList(list));
+        Assert.That(rows!.Message, Is.EqualTo($"'{list}' holds no images."));
+
+        var none = Path.Combine(_dir, "none");
+        Directory.CreateDirectory(none);
+        var noClasses = Assert.Throws<DataException>(() => ImageReader.ReadFolder(none));
+        Assert.That(noClasses!.Message, Is.EqualTo($"Image folder '{none}' has no class subfolders (expected {none}/<class>/<image>.png)."));
+    }
+
+    [Test]
     public void Folder_classes_are_subfolders_and_png_pixels_are_exact()
     {
         Png("set/dog/b.png", 1);

@@ -85,6 +85,25 @@ public class SegmentationFolderTests
         Assert.That(e!.Message, Does.Contain("lonely.png").And.Contain("no image"));
     }
 
+    [Test]
+    public void A_huge_image_beside_its_mask_is_refused_before_decoding()
+    {
+        WritePair("e", 4, 3, new byte[12]);
+        var image = Path.Combine(_dir, "images", "e.jpg");
+        File.Delete(image);
+        var huge = Path.Combine(_dir, "images", "e.bmp");
+        File.WriteAllBytes(huge, BadFiles.BmpHeader(20_000, 10_000));
+        var e = Assert.Throws<DataException>(() => SegmentationFolder.Read(_dir));
+        Assert.That(e!.Message, Is.EqualTo($"Image '{huge}' is 20000x10000 (200 megapixels); Crate decodes images of at most 100 megapixels. Downscale it first."));
+    }
+
+    [Test]
+    public void A_channel_count_other_than_gray_or_rgb_is_refused()
+    {
+        var e = Assert.Throws<ArgumentException>(() => SegmentationFolder.Read(_dir, new SegmentationFolder.Options { Channels = 4 }));
+        Assert.That(e!.Message, Is.EqualTo("Images can be read with 1 (grayscale) or 3 (RGB) channels, not 4."));
+    }
+
     private void WritePair(string stem, int width, int height, byte[] ids, int? imageWidth = null)
     {
         Directory.CreateDirectory(Path.Combine(_dir, "images"));

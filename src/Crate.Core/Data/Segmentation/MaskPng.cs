@@ -143,6 +143,7 @@ public static class MaskPng
     private static byte[] DecodeRgba(byte[] png, string source, out int height, out int width)
     {
         using var codec = SKCodec.Create(new SKMemoryStream(png)) ?? throw new DataException($"Mask '{source}' could not be decoded as a PNG.");
+        ImageFile.CheckSize($"Mask '{source}'", codec.Info.Width, codec.Info.Height);
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var bitmap = new SKBitmap(info);
         var result = codec.GetPixels(info, bitmap.GetPixels());

@@ -1,5 +1,3 @@
-using SkiaSharp;
-
 namespace Crate.Core.Data.Segmentation;
 
 /// <summary>
@@ -53,7 +51,7 @@ public static class SegmentationFolder
     public static SegmentationDataset Read(string imagesDirectory, string masksDirectory, Options? options = null)
     {
         options ??= new Options();
-        if (options.Channels is not (1 or 3)) throw new ArgumentException($"Images can be read with 1 or 3 channels, not {options.Channels}.");
+        ImageFile.CheckChannels(options.Channels);
         if (!Directory.Exists(imagesDirectory)) throw new DataException($"Images folder '{imagesDirectory}' does not exist.");
         if (!Directory.Exists(masksDirectory)) throw new DataException($"Masks folder '{masksDirectory}' does not exist.");
         var classNames = options.ClassNames ?? VocClasses;
@@ -71,9 +69,9 @@ public static class SegmentationFolder
             var imagePath = ImageExtensions.Select(e => Path.Combine(imagesDirectory, stem + e)).FirstOrDefault(File.Exists)
                 ?? throw new DataException($"Mask '{maskPath}' has no image '{stem}' ({string.Join(", ", ImageExtensions)}) in '{imagesDirectory}'.");
             var ids = MaskPng.Read(maskPath, out int mh, out int mw);
-            using var bitmap = SKBitmap.Decode(imagePath) ?? throw new DataException($"Image '{imagePath}' could not be decoded.");
-            if (bitmap.Width != mw || bitmap.Height != mh)
-                throw new DataException($"Image '{imagePath}' is {bitmap.Width}x{bitmap.Height} but its mask '{maskPath}' is {mw}x{mh}.");
+            var image = ImageFile.Decode(imagePath);
+            if (image.Width != mw || image.Height != mh)
+                throw new DataException($"Image '{imagePath}' is {image.Width}x{image.Height} but its mask '{maskPath}' is {mw}x{mh}.");
             if (height == 0) (height, width) = (mh, mw);
             bool resize = mh != height || mw != width;
             if (resize && options.Size == null)
@@ -84,7 +82,7 @@ public static class SegmentationFolder
                     throw new DataException($"Mask '{maskPath}' has class id {ids[p]} at (x {p % mw}, y {p / mw}); the {classNames.Count} classes are 0..{classNames.Count - 1} (ignore: {SegmentationDataset.IgnoreIndex}).");
             }
             masks.AddRange(resize ? ResizeNearest(ids, mh, mw, height, width) : ids);
-            pixels.AddRange(ToChannels(bitmap, channels, height, width));
+            pixels.AddRange(image.ToPlanes(imagePath, channels, height, width, resize: true));
             sources.Add(imagePath);
         }
         return new SegmentationDataset(imagesDirectory, channels, height, width, pixels.ToArray(), masks.ToArray(), classNames, sources.ToArray());
@@ -101,23 +99,5 @@ public static class SegmentationFolder
                 result[y * newWidth + x] = ids[sy * width + Math.Min(width - 1, (int)((x + 0.5) * width / newWidth))];
         }
         return result;
-    }
-
-    private static byte[] ToChannels(SKBitmap source, int channels, int height, int width)
-    {
-        var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        using var rgbaBitmap = source.Width == width && source.Height == height
-            ? source.Copy(SKColorType.Rgba8888)
-            : source.Resize(info, new SKSamplingOptions(SKFilterMode.Linear));
-        var rgba = rgbaBitmap.GetPixelSpan();
-        int plane = height * width;
-        var chw = new byte[channels * plane];
-        for (int p = 0; p < plane; p++)
-        {
-            byte r = rgba[4 * p], g = rgba[4 * p + 1], b = rgba[4 * p + 2];
-            if (channels == 1) chw[p] = (byte)Math.Round(0.299 * r + 0.587 * g + 0.114 * b);
-            else { chw[p] = r; chw[plane + p] = g; chw[2 * plane + p] = b; }
-        }
-        return chw;
     }
 }
