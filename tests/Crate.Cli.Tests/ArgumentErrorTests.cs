@@ -12,6 +12,13 @@ public class ArgumentErrorTests
         "error: Data source '/nonexistent/data' does not exist: use 'fashion-mnist', 'generated', a folder of class subfolders, or a .csv/.tsv list.")]
     [TestCase(new[] { "bench", "train", "--steps", "1", "--no-record" }, "error: --steps must be at least 2, --warmup-steps and --threads at least 1.")]
     [TestCase(new[] { "bench", "mlnet", "--images", "0", "--no-record" }, "error: --images, --batch and --rounds must be at least 1.")]
+    [TestCase(new[] { "train", "--channels", "2", "--limit", "10" }, "error: Images can be read with 1 (grayscale) or 3 (RGB) channels, not 2.")]
+    [TestCase(new[] { "segment", "train", "--data", "/nonexistent/scenes", "--channels", "4", "--out", "/nonexistent/seg.safetensors" },
+        "error: Images can be read with 1 (grayscale) or 3 (RGB) channels, not 4.")]
+    [TestCase(new[] { "segment", "train", "--resume", "--out", "/nonexistent/seg.safetensors" },
+        "error: There is nothing to resume: '/nonexistent/seg.last.ckpt' does not exist (it is written after every epoch).")]
+    [TestCase(new[] { "study", "--checkpoint-every", "0" }, "error: --checkpoint-every must be at least 1.")]
+    [TestCase(new[] { "bench", "soak", "--minutes", "0", "--no-record" }, "error: --minutes and --sample-seconds must be positive, --threads at least 1.")]
     public void Bad_arguments_print_one_line_and_exit_2(string[] args, string expected)
     {
         var (exit, output, error) = CliRunner.Run(args);

@@ -12,6 +12,7 @@ internal static class BenchCommand
         command.Subcommands.Add(BenchInferCommand.Create());
         command.Subcommands.Add(BenchTrainCommand.Create());
         command.Subcommands.Add(BenchMlnetCommand.Create());
+        command.Subcommands.Add(BenchSoakCommand.Create());
         command.Subcommands.Add(BenchAllCommand.Create());
         return command;
     }

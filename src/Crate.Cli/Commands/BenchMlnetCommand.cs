@@ -141,7 +141,7 @@ internal static class BenchMlnetCommand
     }
 
     /// <summary>Fashion-MNIST test images for a 28x28 grayscale model, otherwise seeded random pixels of the model's size.</summary>
-    private static ImageDataset Images(CrateConfig c, int count)
+    internal static ImageDataset Images(CrateConfig c, int count)
     {
         if (c is { Channels: 1, ImageHeight: 28, ImageWidth: 28 } && File.Exists(Path.Combine(IdxReader.FashionMnistDirectory, "t10k-images-idx3-ubyte.gz")))
             return IdxReader.FashionMnist(train: false, limit: count);

@@ -1,4 +1,5 @@
 using Crate.Core.Data;
+using SkiaSharp;
 
 namespace Crate.Core.Tests.Data;
 
@@ -38,6 +39,22 @@ public class ImageReaderTests
         var skipped = ImageReader.ReadFolder(Path.Combine(_dir, "set"), new ImageReadOptions { SkipInvalid = true });
         Assert.That(skipped.Data.Count, Is.EqualTo(1));
         Assert.That(skipped.Skipped, Is.EqualTo(new[] { e.Message }));
+    }
+
+    [Test]
+    public void A_truncated_jpeg_is_named_as_corrupt()
+    {
+        var path = Path.Combine(_dir, "set/a/photo.jpg");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        using (var bitmap = new SKBitmap(new SKImageInfo(64, 48, SKColorType.Rgba8888, SKAlphaType.Opaque)))
+        {
+            for (int y = 0; y < 48; y++) for (int x = 0; x < 64; x++) bitmap.SetPixel(x, y, new SKColor((byte)(x * 4), (byte)(y * 5), 90));
+            using var jpeg = bitmap.Encode(SKEncodedImageFormat.Jpeg, 90);
+            var bytes = jpeg.ToArray();
+            File.WriteAllBytes(path, bytes[..(bytes.Length * 3 / 4)]);   // the header whole, the scan cut short
+        }
+        var e = Assert.Throws<DataException>(() => ImageReader.ReadFolder(Path.Combine(_dir, "set")))!;
+        Assert.That(e.Message, Is.EqualTo($"Image '{path}' is corrupt: decoding stopped with 'IncompleteInput'."));
     }
 
     [TestCase(2)]
