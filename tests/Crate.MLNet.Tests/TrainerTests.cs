@@ -132,6 +132,15 @@ public class TrainerTests
     }
 
     [Test]
+    public void AnEmptyTrainingSetIsRefused()
+    {
+        var ml = new MLContext(1);
+        var raw = ml.Data.LoadFromEnumerable(new[] { new FloatImage { Label = "a", Image = new float[784] } });
+        var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(raw).Transform(ml.Data.LoadFromEnumerable(Array.Empty<FloatImage>()));
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => ml.MulticlassClassification.Trainers.Crate(Quick()).Fit(data));
+        Assert.That(e!.Message, Does.StartWith("The training data has no rows."));
+    }
+
     [TestCase(300f)]
     [TestCase(float.NaN)]
     [TestCase(float.PositiveInfinity)]

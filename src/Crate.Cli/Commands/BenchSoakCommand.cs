@@ -117,7 +117,7 @@ internal static class BenchSoakCommand
                 var sample = new Sample(clock.Elapsed.TotalMinutes, self.WorkingSet64 / 1048576.0, GC.GetTotalMemory(false) / 1048576.0, Interlocked.Read(ref calls));
                 samples.Add(sample);
                 double rate = samples.Count > 1 ? (sample.Calls - samples[^2].Calls) / ((sample.Minutes - samples[^2].Minutes) * 60) : 0;
-                Console.WriteLine(F($"{TimeSpan.FromMinutes(sample.Minutes):m\\:ss}  RSS {sample.RssMb,7:F1} MB  managed heap {sample.ManagedMb,6:F1} MB  {sample.Calls,10:N0} calls ({rate:F0}/s)  mismatches {Interlocked.Read(ref mismatches)}"));
+                Console.WriteLine(F($"{TimeSpan.FromSeconds(Math.Round(sample.Minutes * 60)):m\\:ss}  RSS {sample.RssMb,7:F1} MB  managed heap {sample.ManagedMb,6:F1} MB  {sample.Calls,10:N0} calls ({rate:F0}/s)  mismatches {Interlocked.Read(ref mismatches)}"));
             }
             Take();
             workers.ForEach(w => w.Start());
@@ -205,7 +205,7 @@ internal static class BenchSoakCommand
         plot.Axes.Left.Label.Text = "MB";
         plot.Axes.SetLimitsY(0, samples.Max(s => s.RssMb) * 1.15);
         plot.Title(title);
-        plot.ShowLegend(Alignment.LowerRight);
+        plot.ShowLegend(Alignment.MiddleRight);
         AtomicFile.WriteAllBytes(path, plot.GetImageBytes(700, 350, ImageFormat.Png));
     }
 

@@ -8,7 +8,7 @@ namespace Crate.Cli.Commands;
 /// <summary>Which exceptions are problems with the user's input (reported as one line) rather than bugs, and the exit codes.</summary>
 internal static class CliErrors
 {
-    /// <summary>Exit code for input the user must fix (bad arguments, bad data, unreadable files).</summary>
+    /// <summary>Exit code for problems the user must fix (bad arguments, bad data, unreadable files, a full disk).</summary>
     public const int UserError = 2;
     /// <summary>Exit code after Ctrl+C (128 + SIGINT).</summary>
     public const int Interrupted = 130;

@@ -1,3 +1,4 @@
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using Crate.Core.IO;
 using Crate.Core.Model;
@@ -13,7 +14,7 @@ internal sealed class StudyProgress
 {
     private const string ProgressFile = "progress.json";
     private const string PhaseFile = "phase.ckpt";
-    private static readonly JsonSerializerOptions Json = new(Checkpoint.Json) { WriteIndented = false };
+    private static readonly JsonSerializerOptions Json = new(Checkpoint.Json) { WriteIndented = false, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     private readonly string _directory;
     private readonly int _everySteps;
