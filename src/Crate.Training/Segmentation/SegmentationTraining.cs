@@ -156,7 +156,7 @@ public static class SegmentationTraining
         catch (DiskFullException e)
         {
             var kept = epoch > 1 ? $"'{path}' holds epoch {epoch - 1}: free some space, then continue with --resume." : "no checkpoint had been written: free some space, then start again.";
-            throw new TrainingException($"{e.Message} Training stopped after epoch {epoch}; {kept}", e);
+            throw new TrainingException($"{e.Message} Training stopped in epoch {epoch}; {kept}", e);
         }
     }
 
