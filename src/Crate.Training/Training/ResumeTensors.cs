@@ -16,9 +16,13 @@ internal static class ResumeTensors
     /// <summary>Name of libtorch's default generator state (used by dropout and <c>torch.rand*</c> without a generator).</summary>
     public const string TorchRngKey = "rng/torch";
 
-    /// <summary>The parameters and buffers of <paramref name="module"/> as float32 tensors named <paramref name="prefix"/> + their state-dict key.</summary>
+    /// <summary>
+    /// The parameters of <paramref name="module"/> as float32 tensors named <paramref name="prefix"/> + their name (Crate's
+    /// modules hold no buffers). Parameters, not <c>state_dict()</c>: TorchSharp's state dict also lists each child under
+    /// the name of the field holding it, which would write the reference names and those aliases side by side.
+    /// </summary>
     public static IEnumerable<NamedTensor> Module(nn.Module module, string prefix = "") =>
-        module.state_dict().Select(entry => Floats(prefix + entry.Key, entry.Value));
+        module.named_parameters().Select(entry => Floats(prefix + entry.name, entry.parameter));
 
     /// <summary>The optimiser's state tensors, prefixed <see cref="OptimizerPrefix"/>.</summary>
     public static IEnumerable<NamedTensor> Optimizer(CrateOptimizer optimizer) =>
@@ -31,12 +35,12 @@ internal static class ResumeTensors
         return new NamedTensor(key, DType.U8, state.shape, state.data<byte>().ToArray());
     }
 
-    /// <summary>Copies the tensors named <paramref name="prefix"/> + key into <paramref name="module"/>'s parameters and buffers.</summary>
+    /// <summary>Copies the tensors named <paramref name="prefix"/> + name into <paramref name="module"/>'s parameters.</summary>
     /// <exception cref="SafetensorsException">A tensor is missing or has another shape; the message names it and <paramref name="source"/>.</exception>
     public static void LoadModule(nn.Module module, SafetensorsFile file, string source, string prefix = "")
     {
         using var noGrad = torch.no_grad();
-        foreach (var (key, target) in module.state_dict())
+        foreach (var (key, target) in module.named_parameters())
         {
             if (!file.TryGet(prefix + key, out var tensor)) throw new SafetensorsException($"'{source}' has no tensor '{prefix + key}'.");
             if (!tensor.Shape.SequenceEqual(target.shape))
