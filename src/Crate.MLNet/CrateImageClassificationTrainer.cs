@@ -156,7 +156,7 @@ public sealed class CrateImageClassificationTrainer : IEstimator<TransformerChai
 
         channel.Info(MessageSensitivity.None, $"Training {architecture} on {train.Count} images ({(trainerOptions.ValidationSet is { } v ? $"{v.Count} validation images" : $"validation fraction {o.ValidationFraction}")}).");
         var result = new CrateTrainer(trainerOptions).Train(architecture, train);
-        using var model = result.Model;
+        using var model = (CrateModel)result.Model;   // the options train CRATE (TrainerOptions.Architecture's default)
         channel.Info(MessageSensitivity.None, $"Stopped: {result.StopReason}; best epoch {result.BestEpoch} of {result.History.Count}, {result.Duration.TotalSeconds:F0} s.");
 
         var onnx = CrateOnnxExporter.Export(model.ToWeights());

@@ -231,7 +231,7 @@ internal static class BenchAllCommand
             Threads = Environment.ProcessorCount, TestSet = test, Seed = 0,
         };
         var result = TrainingProgress.Run((onStep, onEpoch) => new CrateTrainer(options with { OnStep = onStep, OnEpoch = onEpoch }).Train(CratePresets.ByName(recipe.Preset), train));
-        using var model = result.Model;
+        using var model = (CrateModel)result.Model;   // the recipe trains CRATE
         return (model.ToWeights(), result.Test!.Top1);
     }
 

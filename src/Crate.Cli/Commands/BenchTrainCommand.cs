@@ -136,7 +136,7 @@ internal static class BenchTrainCommand
             ValidationFraction = 0, Threads = threads, MaxStepsPerEpoch = warm + steps, BFloat16 = c.BFloat16,
             OnStep = _ => times.Add(clock.Elapsed.TotalSeconds), OnEpoch = m => wait = m.DataWaitSeconds,
         });
-        using var model = trainer.Train(c.Config, data).Model;
+        using var model = trainer.Train(c.Config, data).Model.Module;
         return (c.BatchSize * (steps - 1) / (times[^1] - times[warm]), wait);
     }
 

@@ -6,6 +6,7 @@ using Crate.Core.Model;
 using Crate.Training;
 using Crate.Training.Data;
 using Crate.Training.Model;
+using Crate.Training.Segmentation;
 using Spectre.Console;
 
 namespace Crate.Cli.Commands;
@@ -45,11 +46,15 @@ internal static class TrainCommand
         var output = new Option<DirectoryInfo?>("--out") { Description = "Run directory for checkpoints, weights, metrics and the curve (default runs/<time>)." };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint (same options)." };
         var initFrom = new Option<FileInfo?>("--init-from") { Description = "Start from these weights (fine-tuning); a new head when the data's classes differ." };
+        var arch = new Option<string?>("--arch") { Description = $"Network: {Architectures.Crate} (default) or {Architectures.Vit}, the standard-transformer baseline of the same shape, trained the same way." };
+        arch.AcceptOnlyFromAmong(Architectures.Crate, Architectures.Vit);
+        var mlpRatio = NumberOption.Integer("--mlp-ratio", "ViT baseline: MLP hidden width as a multiple of dim (default 4).");
+        var keepEpochs = new Option<bool>("--keep-epochs") { Description = "Also write every epoch's weights (epoch-N.safetensors), e.g. for 'crate analyze' over training." };
 
-        var command = new Command("train", "Train a CRATE classifier with progress, checkpoints, metrics.json and a training-curve PNG.")
+        var command = new Command("train", "Train a CRATE classifier (or the ViT baseline) with progress, checkpoints, metrics.json and a training-curve PNG.")
         {
             preset, recipe, epochs, batchSize, lr, minLr, warmup, weightDecay, optimizer, smoothing, clip, augment, valFraction, patience, seed,
-            precision, threads, steps, testLimit, noTest, output, resume, initFrom,
+            precision, threads, steps, testLimit, noTest, output, resume, initFrom, arch, mlpRatio, keepEpochs,
         };
         data.AddTo(command);
         shape.AddTo(command);
@@ -82,11 +87,14 @@ internal static class TrainCommand
                 CheckpointDirectory = outDir,
                 Resume = parse.GetValue(resume),
                 InitialWeights = init,
+                Architecture = parse.GetValue(arch) ?? defaults.Architecture,
+                MlpRatio = parse.GetValue(mlpRatio) ?? defaults.MlpRatio,
+                KeepEpochWeights = parse.GetValue(keepEpochs) || defaults.KeepEpochWeights,
             };
             options.Validate();
 
             // The model's input decides how data is read: a resumed run's checkpoint, the initial weights, or the preset.
-            var resumed = options.Resume ? Checkpoint.Load(Path.Combine(outDir, Checkpoint.LastFile)).Weights.Config : null;
+            var resumed = options.Resume ? Checkpoint.Load(Path.Combine(outDir, Checkpoint.LastFile)).Config : null;
             var architecture = resumed ?? init?.Config ?? shape.Build(parse, parse.GetValue(preset) ?? baseline?.Preset ?? "mini");
             var read = resumed != null ? DataOptions.For(resumed) : new ImageReadOptions
             {
@@ -106,7 +114,7 @@ internal static class TrainCommand
             options = options with { TestSet = test };
 
             Console.WriteLine($"data: '{spec}' {train.Count} training images ({train.Channels}x{train.Height}x{train.Width}, {train.ClassNames.Count} classes){(test != null ? $", {test.Count} test images" : "")}");
-            Console.WriteLine($"model: {architecture with { Channels = train.Channels, NumClasses = train.ClassNames.Count }}");
+            Console.WriteLine($"model: {(options.Architecture == Architectures.Vit ? $"ViT baseline (MLP ratio {options.MlpRatio}) of " : "")}{architecture with { Channels = train.Channels, NumClasses = train.ClassNames.Count }}");
             Console.WriteLine($"training: {options.Optimizer}, lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, batch {options.BatchSize}, {options.Epochs} epochs, augmentation {options.Augmentation}, {(options.BFloat16 ?? MixedPrecision.CpuSupportsBFloat16 ? "bfloat16" : "float32")} products, {options.Threads} threads, out {outDir}{(options.Resume ? " (resuming)" : "")}");
 
             TrainingResult result;
@@ -120,7 +128,8 @@ internal static class TrainCommand
                 Console.Error.WriteLine($"interrupted: checkpoints in '{outDir}' are intact; continue with: crate train --resume --out {outDir} (and the same options)");
                 return Task.FromResult(CliErrors.Interrupted);
             }
-            TrainingCurve.Save(Path.Combine(outDir, TrainingCurve.FileName), result.History, $"CRATE-{result.Config.Preset} on {spec}");
+            var network = options.Architecture == Architectures.Vit ? "ViT" : "CRATE";
+            TrainingCurve.Save(Path.Combine(outDir, TrainingCurve.FileName), result.History, $"{network}-{result.Config.Preset} on {spec}");
             Report(result, outDir);
             return Task.FromResult(0);
         });

@@ -9,16 +9,8 @@ namespace Crate.Training.Model;
 public static class CrateModelWeights
 {
     /// <summary>The model's parameters as float32 tensors under the reference's names, with its configuration.</summary>
-    public static CrateWeights ToWeights(this CrateModel model, IReadOnlyDictionary<string, string>? metadata = null)
-    {
-        var tensors = new List<NamedTensor>();
-        foreach (var (name, parameter) in model.named_parameters())
-        {
-            using var cpu = parameter.detach().to(ScalarType.Float32, CPU).contiguous();
-            tensors.Add(NamedTensor.FromFloats(name, cpu.shape, cpu.data<float>().ToArray()));
-        }
-        return CrateWeights.Create(model.Config, tensors, metadata, "model");
-    }
+    public static CrateWeights ToWeights(this CrateModel model, IReadOnlyDictionary<string, string>? metadata = null) =>
+        CrateWeights.Create(model.Config, ResumeTensors.Module(model).ToList(), metadata, "model");
 
     /// <summary>Copies <paramref name="weights"/> into the model's parameters (shapes must match the model's configuration).</summary>
     /// <exception cref="SafetensorsException">The weights describe a network of other shapes; the message names the differences.</exception>

@@ -14,6 +14,12 @@ public interface IVisionTransformer
     /// <summary>The trunk's shape: width, depth, heads, input geometry and classes.</summary>
     CrateConfig Config { get; }
 
+    /// <summary>
+    /// Mixed precision: the trunk's matrix products in bfloat16 while weights, LayerNorm, softmax, residuals, the head and
+    /// the loss stay float32 (see <see cref="MixedPrecision"/>). Off by default.
+    /// </summary>
+    bool BFloat16 { get; set; }
+
     /// <summary>Images <c>[B, C, H, W]</c> (normalised) to tokens <c>[B, N+1, dim]</c>, class token first.</summary>
     Tensor Embed(Tensor images);
 

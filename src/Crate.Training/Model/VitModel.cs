@@ -14,6 +14,8 @@ public sealed class VitAttention : nn.Module<Tensor, Tensor>
 {
     private readonly Linear to_qkv;
     private readonly Sequential to_out;
+    private readonly Linear _outProjection;
+    private readonly Dropout _dropout;
     private readonly int _heads;
     private readonly int _dimHead;
 
@@ -22,10 +24,18 @@ public sealed class VitAttention : nn.Module<Tensor, Tensor>
     {
         (_heads, _dimHead) = (heads, dimHead);
         to_qkv = nn.Linear(dim, 3 * heads * dimHead, hasBias: false);
-        to_out = nn.Sequential(("0", nn.Linear(heads * dimHead, dim)), ("1", nn.Dropout(dropout)));
+        _outProjection = nn.Linear(heads * dimHead, dim);
+        _dropout = nn.Dropout(dropout);
+        to_out = nn.Sequential(("0", _outProjection), ("1", _dropout));
         register_module(nameof(to_qkv), to_qkv);
         register_module(nameof(to_out), to_out);
     }
+
+    /// <summary>The value projection <c>W_v</c>, <c>[heads*dim_head, dim]</c>: rows <c>k p .. (k+1) p - 1</c> span head k's value subspace.</summary>
+    public Tensor ValueProjection => to_qkv.weight!.narrow(0, 2 * _heads * _dimHead, _heads * _dimHead);
+
+    /// <summary>Run the projections in bfloat16 (softmax stays float32); see <see cref="MixedPrecision"/>.</summary>
+    public bool BFloat16 { get; set; }
 
     /// <inheritdoc />
     public override Tensor forward(Tensor z) => Forward(z, false, out _);
@@ -34,12 +44,13 @@ public sealed class VitAttention : nn.Module<Tensor, Tensor>
     public Tensor Forward(Tensor z, bool keepAttention, out Tensor? attention)
     {
         var (b, t) = (z.shape[0], z.shape[1]);
-        var qkv = to_qkv.forward(z).view(b, t, 3, _heads, _dimHead).permute(2, 0, 3, 1, 4);   // [3, B, H, T, p]
+        var qkv = MixedPrecision.Linear(z, to_qkv.weight!, null, BFloat16).view(b, t, 3, _heads, _dimHead).permute(2, 0, 3, 1, 4);   // [3, B, H, T, p]
         var (q, k, v) = (qkv[0], qkv[1], qkv[2]);
         Tensor mixed;
         if (keepAttention)
         {
-            attention = torch.matmul(q, k.transpose(-1, -2)).mul(Math.Pow(_dimHead, -0.5)).softmax(-1);  // softmax(q k^T / sqrt(p))
+            using var scale = Math.Pow(_dimHead, -0.5).ToScalar();   // scoped, as in Mssa
+            attention = torch.matmul(q, k.transpose(-1, -2)).mul(scale).softmax(-1);  // softmax(q k^T / sqrt(p))
             mixed = torch.matmul(attention, v);
         }
         else
@@ -47,7 +58,8 @@ public sealed class VitAttention : nn.Module<Tensor, Tensor>
             attention = null;
             mixed = nn.functional.scaled_dot_product_attention(q, k, v);
         }
-        return to_out.forward(mixed.transpose(1, 2).reshape(b, t, _heads * _dimHead));
+        var merged = mixed.transpose(1, 2).reshape(b, t, _heads * _dimHead);
+        return _dropout.forward(MixedPrecision.Linear(merged, _outProjection.weight!, _outProjection.bias, BFloat16));
     }
 }
 
@@ -55,16 +67,37 @@ public sealed class VitAttention : nn.Module<Tensor, Tensor>
 public sealed class FeedForward : nn.Module<Tensor, Tensor>
 {
     private readonly Sequential net;
+    private readonly Linear _in;
+    private readonly Linear _out;
+    private readonly Dropout _hiddenDropout;
+    private readonly Dropout _outDropout;
 
     /// <summary>Creates the block with <paramref name="hidden"/> hidden units.</summary>
     public FeedForward(int dim, int hidden, double dropout) : base(nameof(FeedForward))
     {
-        net = nn.Sequential(("0", nn.Linear(dim, hidden)), ("1", nn.GELU()), ("2", nn.Dropout(dropout)), ("3", nn.Linear(hidden, dim)), ("4", nn.Dropout(dropout)));
+        _in = nn.Linear(dim, hidden);
+        _out = nn.Linear(hidden, dim);
+        _hiddenDropout = nn.Dropout(dropout);
+        _outDropout = nn.Dropout(dropout);
+        net = nn.Sequential(("0", _in), ("1", nn.GELU()), ("2", _hiddenDropout), ("3", _out), ("4", _outDropout));
         register_module(nameof(net), net);
     }
 
+    /// <summary>
+    /// The output weight <c>W_2</c>, <c>[dim, hidden]</c>: the block adds <c>W_2 GELU(...)</c> to the token, so W_2's columns are
+    /// the directions it writes with (the ViT counterpart of an ISTA dictionary's atoms).
+    /// </summary>
+    public Tensor OutputWeight => _out.weight!;
+
+    /// <summary>Run the two products in bfloat16 (GELU stays float32); see <see cref="MixedPrecision"/>.</summary>
+    public bool BFloat16 { get; set; }
+
     /// <inheritdoc />
-    public override Tensor forward(Tensor x) => net.forward(x);
+    public override Tensor forward(Tensor x)
+    {
+        var hidden = _hiddenDropout.forward(nn.functional.gelu(MixedPrecision.Linear(x, _in.weight!, _in.bias, BFloat16)));
+        return _outDropout.forward(MixedPrecision.Linear(hidden, _out.weight!, _out.bias, BFloat16));
+    }
 }
 
 /// <summary>One ViT layer: <c>h = z + Attn(LN1(z))</c>, <c>z' = h + MLP(LN2(h))</c> (residuals around both blocks).</summary>
@@ -81,6 +114,11 @@ public sealed class VitLayer : nn.Module<Tensor, Tensor>, ITracedLayer
         register_module("0", _attention);
         register_module("1", _mlp);
     }
+
+    /// <summary>The attention block with its LayerNorm (LN1).</summary>
+    public PreNorm<VitAttention> Attention => _attention;
+    /// <summary>The MLP block with its LayerNorm (LN2).</summary>
+    public PreNorm<FeedForward> Mlp => _mlp;
 
     /// <inheritdoc />
     public override Tensor forward(Tensor z) => Forward(z, false, out _, out _);
@@ -138,6 +176,17 @@ public sealed class VitModel : nn.Module<Tensor, Tensor>, IVisionTransformer
 
     /// <summary>Number of trainable parameters.</summary>
     public long ParameterCount() => parameters().Sum(p => p.numel());
+
+    /// <inheritdoc />
+    public bool BFloat16
+    {
+        get => to_patch_embedding.BFloat16;
+        set
+        {
+            to_patch_embedding.BFloat16 = value;
+            foreach (var layer in _layers) { layer.Attention.Block.BFloat16 = value; layer.Mlp.Block.BFloat16 = value; }
+        }
+    }
 
     /// <inheritdoc />
     public Tensor Embed(Tensor images)

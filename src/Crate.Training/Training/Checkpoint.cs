@@ -1,8 +1,11 @@
+using System.Globalization;
 using System.Text.Json;
 using Crate.Core.IO;
 using Crate.Core.Model;
+using Crate.Core.Segmentation;
 using Crate.Core.Weights;
 using Crate.Training.Model;
+using Crate.Training.Segmentation;
 
 namespace Crate.Training;
 
@@ -45,7 +48,7 @@ public sealed record TrainingState
 
 /// <summary>
 /// A resumable training checkpoint: one safetensors file holding the model's parameters under their
-/// reference names, the optimiser state as <c>optimizer/&lt;parameter&gt;/&lt;slot&gt;</c>, libtorch's generator
+/// registered names (CRATE: the reference's; a ViT's also carry its architecture in the metadata), the optimiser state as <c>optimizer/&lt;parameter&gt;/&lt;slot&gt;</c>, libtorch's generator
 /// state as <c>rng/torch</c>, and the configuration and <see cref="TrainingState"/> as JSON metadata.
 /// Written atomically, so a crash leaves the previous checkpoint whole.
 /// </summary>
@@ -60,6 +63,19 @@ public sealed class Checkpoint
     /// <summary>File name of the run's metrics.</summary>
     public const string MetricsFile = "metrics.json";
 
+    /// <summary>File name of epoch <paramref name="epoch"/>'s weights, written with <see cref="TrainerOptions.KeepEpochWeights"/>.</summary>
+    public static string EpochWeightsFile(int epoch) => FormattableString.Invariant($"epoch-{epoch}.safetensors");
+
+    /// <summary>
+    /// Writes <paramref name="model"/>'s weights and configuration (atomically): CRATE as <see cref="CrateWeights"/>, what every
+    /// command reads; the ViT baseline as a trunk file (<see cref="SegmentationCheckpoint"/>: the same tensors plus its architecture).
+    /// </summary>
+    public static void SaveWeights(string path, IVisionTransformer model)
+    {
+        if (model is CrateModel crate) crate.SaveWeights(path);
+        else SegmentationCheckpoint.Save(path, model);
+    }
+
     private const string StateKey = "crate.training_state";
     private const string RngKey = ResumeTensors.TorchRngKey;
 
@@ -71,13 +87,29 @@ public sealed class Checkpoint
         WriteIndented = true,
     };
 
-    private Checkpoint(CrateWeights weights, IReadOnlyList<NamedTensor> optimizer, byte[] torchRng, TrainingState state)
+    private readonly CrateWeights? _weights;
+
+    private Checkpoint(string path, CrateConfig config, string architecture, int mlpRatio, IReadOnlyList<NamedTensor> model,
+        IReadOnlyList<NamedTensor> optimizer, byte[] torchRng, TrainingState state)
     {
-        Weights = weights; OptimizerState = optimizer; TorchRng = torchRng; State = state;
+        Source = path; Config = config; Architecture = architecture; MlpRatio = mlpRatio; ModelTensors = model;
+        OptimizerState = optimizer; TorchRng = torchRng; State = state;
+        if (architecture == Architectures.Crate) _weights = CrateWeights.Create(config, model, source: path);
     }
 
-    /// <summary>The model's weights and configuration.</summary>
-    public CrateWeights Weights { get; }
+    /// <summary>Where the checkpoint was read from.</summary>
+    public string Source { get; }
+    /// <summary>The model's configuration.</summary>
+    public CrateConfig Config { get; }
+    /// <summary>The network (<see cref="Architectures.Crate"/> or <see cref="Architectures.Vit"/>).</summary>
+    public string Architecture { get; }
+    /// <summary>The ViT's MLP ratio (4 for CRATE, where it means nothing).</summary>
+    public int MlpRatio { get; }
+    /// <summary>The model's parameters under their registered names.</summary>
+    public IReadOnlyList<NamedTensor> ModelTensors { get; }
+    /// <summary>The model's weights and configuration, for a CRATE checkpoint.</summary>
+    /// <exception cref="TrainingException">The checkpoint holds a ViT (use <see cref="CreateModel"/>).</exception>
+    public CrateWeights Weights => _weights ?? throw new TrainingException($"Checkpoint '{Source}' holds a {Architecture} model, not CRATE weights.");
     /// <summary>Optimiser state tensors, named <c>parameter/slot</c>.</summary>
     public IReadOnlyList<NamedTensor> OptimizerState { get; }
     /// <summary>libtorch's default generator state (used by dropout).</summary>
@@ -85,10 +117,18 @@ public sealed class Checkpoint
     /// <summary>The loop's position and history.</summary>
     public TrainingState State { get; }
 
-    /// <summary>Writes a checkpoint of <paramref name="model"/>, <paramref name="optimizer"/> and <paramref name="state"/> to <paramref name="path"/>, atomically.</summary>
-    public static void Save(string path, CrateModel model, CrateOptimizer optimizer, TrainingState state)
+    /// <summary>Builds the checkpoint's model (CRATE or ViT) with its weights.</summary>
+    public IVisionTransformer CreateModel()
     {
-        var tensors = new List<NamedTensor>(model.ToWeights().Tensors);
+        var model = Architectures.Create(Architecture, Config, MlpRatio);
+        ResumeTensors.LoadModule(model.Module, ModelTensors, Source);
+        return model;
+    }
+
+    /// <summary>Writes a checkpoint of <paramref name="model"/>, <paramref name="optimizer"/> and <paramref name="state"/> to <paramref name="path"/>, atomically.</summary>
+    public static void Save(string path, IVisionTransformer model, CrateOptimizer optimizer, TrainingState state)
+    {
+        var tensors = ResumeTensors.Module(model.Module).ToList();
         tensors.AddRange(ResumeTensors.Optimizer(optimizer));
         tensors.Add(ResumeTensors.Generator(RngKey));
         var metadata = new Dictionary<string, string>
@@ -96,6 +136,11 @@ public sealed class Checkpoint
             [CrateWeights.ConfigKey] = model.Config.ToJson(),
             [StateKey] = JsonSerializer.Serialize(state, Json),
         };
+        if (model is VitModel vit)
+        {
+            metadata[SegmentationCheckpointFormat.ArchitectureKey] = Architectures.Vit;
+            metadata[SegmentationCheckpointFormat.MlpRatioKey] = vit.MlpRatio.ToString(CultureInfo.InvariantCulture);
+        }
         Safetensors.Write(path, tensors, metadata);
     }
 
@@ -113,9 +158,11 @@ public sealed class Checkpoint
             var model = file.Tensors.Where(t => !t.Name.Contains('/')).ToList();
             var optimizer = ResumeTensors.OptimizerState(file);
             var config = CrateConfig.FromJson(file.Metadata[CrateWeights.ConfigKey]);
-            return new Checkpoint(CrateWeights.Create(config, model, source: path), optimizer, rng.Data, state);
+            var architecture = file.Metadata.GetValueOrDefault(SegmentationCheckpointFormat.ArchitectureKey, Architectures.Crate);
+            int mlpRatio = file.Metadata.TryGetValue(SegmentationCheckpointFormat.MlpRatioKey, out var ratio) ? int.Parse(ratio, CultureInfo.InvariantCulture) : 4;
+            return new Checkpoint(path, config, architecture, mlpRatio, model, optimizer, rng.Data, state);
         }
-        catch (Exception e) when (e is SafetensorsException or JsonException or ArgumentException or KeyNotFoundException)
+        catch (Exception e) when (e is SafetensorsException or JsonException or ArgumentException or KeyNotFoundException or FormatException)
         {
             throw new TrainingException($"Checkpoint '{path}' cannot be read: {e.Message}", e);
         }

@@ -20,7 +20,7 @@ public static class CrateEvaluation
     }
 
     /// <summary>Loss, top-1, top-5 and per-class accuracy of <paramref name="model"/> on <paramref name="data"/> (labels index the model's classes).</summary>
-    public static EvaluationResult Evaluate(CrateModel model, ImageDataset data, int batchSize = 256, CancellationToken cancellation = default)
+    public static EvaluationResult Evaluate(IVisionTransformer model, ImageDataset data, int batchSize = 256, CancellationToken cancellation = default)
     {
         var config = model.Config;
         if (data.ClassNames.Count > config.NumClasses)
@@ -30,13 +30,13 @@ public static class CrateEvaluation
         long top1 = 0, topK = 0;
         var counts = new int[config.NumClasses];
         var correct = new int[config.NumClasses];
-        model.eval();
+        model.Module.eval();
         using var noGrad = torch.no_grad();
         foreach (var batch in Loader(config, data, batchSize).Epoch(0, cancellation: cancellation))
         {
             using var scope = torch.NewDisposeScope();
             using var b = batch;
-            var logits = model.forward(b.Images);
+            var logits = model.Module.forward(b.Images);
             lossSum += nn.functional.cross_entropy(logits, b.Labels, reduction: nn.Reduction.Sum).item<float>();
             var (_, best) = logits.topk(k, 1);
             var hits = best.eq(b.Labels.unsqueeze(1));

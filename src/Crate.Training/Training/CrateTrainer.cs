@@ -4,8 +4,10 @@ using System.Text.Json.Nodes;
 using Crate.Core.Data;
 using Crate.Core.IO;
 using Crate.Core.Model;
+using Crate.Core.Weights;
 using Crate.Training.Data;
 using Crate.Training.Model;
+using Crate.Training.Segmentation;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -13,7 +15,7 @@ using static TorchSharp.torch;
 namespace Crate.Training;
 
 /// <summary>The outcome of <see cref="CrateTrainer.Train"/>.</summary>
-/// <param name="Model">The model with the best epoch's weights.</param>
+/// <param name="Model">The model (CRATE, or the ViT baseline when <see cref="TrainerOptions.Architecture"/> asks for it) with the best epoch's weights.</param>
 /// <param name="History">Every epoch's metrics (a resumed run includes the earlier epochs).</param>
 /// <param name="BestEpoch">The epoch whose weights <paramref name="Model"/> holds.</param>
 /// <param name="StopReason">Why training ended.</param>
@@ -21,7 +23,7 @@ namespace Crate.Training;
 /// <param name="TrainImages">Images trained on (after holding out validation).</param>
 /// <param name="ValidationImages">Images validated on.</param>
 /// <param name="Duration">Wall-clock time of this call.</param>
-public sealed record TrainingResult(CrateModel Model, IReadOnlyList<EpochMetrics> History, int BestEpoch, string StopReason,
+public sealed record TrainingResult(IVisionTransformer Model, IReadOnlyList<EpochMetrics> History, int BestEpoch, string StopReason,
     EvaluationResult? Test, int TrainImages, int ValidationImages, TimeSpan Duration)
 {
     /// <summary>The trained configuration (classes, normalisation included).</summary>
@@ -29,7 +31,7 @@ public sealed record TrainingResult(CrateModel Model, IReadOnlyList<EpochMetrics
 }
 
 /// <summary>
-/// Trains a CRATE classifier: seeded initialisation, AdamW or Lion with linear warm-up and cosine decay, label
+/// Trains a CRATE classifier (or the ViT baseline, the same way): seeded initialisation, AdamW or Lion with linear warm-up and cosine decay, label
 /// smoothing, gradient clipping, validation with top-1/top-5 every epoch, best-model tracking, early stopping,
 /// atomic checkpoints that resume exactly, and a stop with a clear message when the loss stops being finite.
 /// </summary>
@@ -39,7 +41,8 @@ public sealed record TrainingResult(CrateModel Model, IReadOnlyList<EpochMetrics
 /// already have the architecture's image size (read it with <see cref="ImageReadOptions"/> or
 /// <see cref="DataSource.Conform"/>).</para>
 /// <para>Every random choice is seeded: initialisation by <c>torch.manual_seed(Seed)</c>, the validation split,
-/// and order and augmentation by (seed, epoch, image). Checkpoints are written at the end of every epoch.</para>
+/// and order and augmentation by (seed, epoch, image). Checkpoints are written at the end of every epoch, and with
+/// <see cref="TrainerOptions.KeepEpochWeights"/> a weights file per epoch (to follow the white-box measurements over training).</para>
 /// </remarks>
 public sealed class CrateTrainer
 {
@@ -66,26 +69,25 @@ public sealed class CrateTrainer
             : o.ValidationFraction > 0 ? data.Split(o.ValidationFraction, o.Seed) : (data, (ImageDataset?)null);
         if (o.CheckpointDirectory != null) AtomicFile.DeleteAbandoned(o.CheckpointDirectory);
         var resume = o.Resume ? Checkpoint.Load(Path.Combine(o.CheckpointDirectory!, Checkpoint.LastFile)) : null;
-        var config = resume?.Weights.Config ?? ResolveConfig(architecture, train, o);
+        var config = resume?.Config ?? ResolveConfig(architecture, train, o);
         CheckData(config, train, "training");
         if (validation != null) CheckData(config, validation, "validation");
         if (o.TestSet != null) CheckData(config, o.TestSet, "test");
 
         torch.manual_seed(o.Seed);
-        var model = new CrateModel(config);
-        if (resume != null) model.LoadWeights(resume.Weights);
-        else if (o.InitialWeights != null) InitialiseFrom(model, o.InitialWeights);
-        using var optimizer = CrateOptimizer.Create(o.Optimizer, CrateOptimizer.Split(model), o.WeightDecay, o.Beta1, o.Beta2);
+        if (resume != null && (resume.State.Optimizer != o.Optimizer || resume.State.Seed != o.Seed || resume.Architecture != o.Architecture || resume.MlpRatio != o.MlpRatio))
+            throw new TrainingException($"The checkpoint was trained with {resume.Architecture}, {resume.State.Optimizer}, seed {resume.State.Seed}; this run asks for {o.Architecture}, {o.Optimizer}, seed {o.Seed}. Resume with the same options.");
+        var model = resume?.CreateModel() ?? Architectures.Create(o.Architecture, config, o.MlpRatio);
+        if (resume == null && o.InitialWeights != null) InitialiseFrom((CrateModel)model, o.InitialWeights);   // Validate: initial weights only for CRATE
+        using var optimizer = CrateOptimizer.Create(o.Optimizer, CrateOptimizer.Split(model.Module), o.WeightDecay, o.Beta1, o.Beta2);
         var state = new TrainingState { Seed = o.Seed, Optimizer = o.Optimizer };
-        CrateWeights? best = null;
+        IReadOnlyList<NamedTensor>? best = null;
         if (resume != null)
         {
-            if (resume.State.Optimizer != o.Optimizer || resume.State.Seed != o.Seed)
-                throw new TrainingException($"The checkpoint was trained with {resume.State.Optimizer}, seed {resume.State.Seed}; this run asks for {o.Optimizer}, seed {o.Seed}. Resume with the same options.");
             resume.Restore(optimizer);
             state = resume.State;
             var bestPath = Path.Combine(o.CheckpointDirectory!, Checkpoint.WeightsFile);
-            if (File.Exists(bestPath)) best = CrateWeights.Load(bestPath);
+            if (File.Exists(bestPath)) best = Safetensors.Read(bestPath).Tensors;
         }
 
         var channels = Enumerable.Range(0, config.Channels).ToArray();
@@ -118,12 +120,12 @@ public sealed class CrateTrainer
                 EpochsWithoutImprovement = isBest ? 0 : state.EpochsWithoutImprovement + 1,
                 History = [.. state.History, metrics],
             };
-            if (isBest) best = model.ToWeights();
+            if (isBest) best = ResumeTensors.Module(model.Module).ToList();
             if (o.CheckpointDirectory is { } dir)
             {
                 try
                 {
-                    SaveEpoch(dir, model, optimizer, state, isBest ? best : null);
+                    SaveEpoch(dir, model, optimizer, state, isBest, o.KeepEpochWeights);
                     WriteReport(dir, config, o, state, train.Count, validation?.Count ?? 0, null, "training", clock.Elapsed);
                 }
                 catch (DiskFullException e)
@@ -138,7 +140,7 @@ public sealed class CrateTrainer
             o.OnEpoch?.Invoke(metrics);
         }
 
-        if (best != null) model.LoadWeights(best);
+        if (best != null) ResumeTensors.LoadModule(model.Module, best, "the best epoch's weights");
         var test = o.TestSet != null ? Evaluate(model, o.TestSet, o, cancellation) : null;
         if (o.CheckpointDirectory is { } outDir) WriteReport(outDir, config, o, state, train.Count, validation?.Count ?? 0, test, stopReason, clock.Elapsed);
         return new TrainingResult(model, state.History, state.BestEpoch, stopReason, test, train.Count, validation?.Count ?? 0, clock.Elapsed);
@@ -149,22 +151,23 @@ public sealed class CrateTrainer
     /// continues from, so it never claims an epoch whose best weights a crash kept from being written; a run resumed
     /// after such a crash trains that epoch again and rewrites the same files.
     /// </summary>
-    private static void SaveEpoch(string dir, CrateModel model, CrateOptimizer optimizer, TrainingState state, CrateWeights? best)
+    private static void SaveEpoch(string dir, IVisionTransformer model, CrateOptimizer optimizer, TrainingState state, bool isBest, bool keepEpoch)
     {
+        if (keepEpoch) Checkpoint.SaveWeights(Path.Combine(dir, Checkpoint.EpochWeightsFile(state.CompletedEpochs)), model);
         var last = Path.Combine(dir, Checkpoint.LastFile);
-        if (best == null)
+        if (!isBest)
         {
             Checkpoint.Save(last, model, optimizer, state);
             return;
         }
         var bestCheckpoint = Path.Combine(dir, Checkpoint.BestFile);
         Checkpoint.Save(bestCheckpoint, model, optimizer, state);
-        best.Save(Path.Combine(dir, Checkpoint.WeightsFile));
+        Checkpoint.SaveWeights(Path.Combine(dir, Checkpoint.WeightsFile), model);   // the model holds the best weights now
         Checkpoint.CopyAtomically(bestCheckpoint, last);
     }
 
     /// <summary>Evaluates in float32 whatever the training precision, so figures match a reloaded model's.</summary>
-    private static EvaluationResult Evaluate(CrateModel model, ImageDataset data, TrainerOptions o, CancellationToken cancellation)
+    private static EvaluationResult Evaluate(IVisionTransformer model, ImageDataset data, TrainerOptions o, CancellationToken cancellation)
     {
         model.BFloat16 = false;
         return CrateEvaluation.Evaluate(model, data, o.EvaluationBatchSize, cancellation);
@@ -211,6 +214,7 @@ public sealed class CrateTrainer
         var report = new JsonObject
         {
             ["status"] = status,
+            ["architecture"] = o.Architecture,
             ["config"] = JsonNode.Parse(config.ToJson()),
             ["options"] = new JsonObject
             {
@@ -232,14 +236,14 @@ public sealed class CrateTrainer
     }
 
     /// <summary>The per-run pieces one epoch of training uses.</summary>
-    private sealed class Run(TrainerOptions o, CrateModel model, CrateOptimizer optimizer, BatchLoader loader, LearningRateSchedule schedule,
+    private sealed class Run(TrainerOptions o, IVisionTransformer model, CrateOptimizer optimizer, BatchLoader loader, LearningRateSchedule schedule,
         int stepsPerEpoch, bool bfloat16, CancellationToken cancellation)
     {
-        private readonly Parameter[] _parameters = model.parameters().ToArray();
+        private readonly Parameter[] _parameters = model.Module.parameters().ToArray();
 
         public EpochMetrics TrainEpoch(int epoch, TrainingState state)
         {
-            model.train();
+            model.Module.train();
             model.BFloat16 = bfloat16;
             var clock = Stopwatch.StartNew();
             double lossSum = 0, wait = 0, lr = 0;
@@ -255,7 +259,7 @@ public sealed class CrateTrainer
                 float loss;
                 using (var scope = torch.NewDisposeScope())
                 {
-                    var logits = model.forward(b.Images);
+                    var logits = model.Module.forward(b.Images);
                     var lossTensor = nn.functional.cross_entropy(logits, b.Labels, label_smoothing: o.LabelSmoothing);
                     loss = lossTensor.item<float>();
                     if (!float.IsFinite(loss)) throw Diverged(loss, epoch, step, lr, state);

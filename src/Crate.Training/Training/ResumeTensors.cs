@@ -50,6 +50,11 @@ internal static class ResumeTensors
         }
     }
 
+    /// <summary>Copies <paramref name="tensors"/> (looked up by name) into <paramref name="module"/>'s parameters.</summary>
+    /// <exception cref="SafetensorsException">A tensor is missing or has another shape; the message names it and <paramref name="source"/>.</exception>
+    public static void LoadModule(nn.Module module, IReadOnlyList<NamedTensor> tensors, string source) =>
+        LoadModule(module, new SafetensorsFile(tensors, new Dictionary<string, string>()), source);
+
     /// <summary>The optimiser state tensors of <paramref name="file"/>, named without <see cref="OptimizerPrefix"/>.</summary>
     public static IReadOnlyList<NamedTensor> OptimizerState(SafetensorsFile file) =>
         file.Tensors.Where(t => t.Name.StartsWith(OptimizerPrefix, StringComparison.Ordinal))

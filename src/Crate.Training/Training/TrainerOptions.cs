@@ -1,6 +1,7 @@
 using Crate.Core.Data;
 using Crate.Core.Model;
 using Crate.Training.Data;
+using Crate.Training.Segmentation;
 
 namespace Crate.Training;
 
@@ -10,6 +11,13 @@ namespace Crate.Training;
 /// </summary>
 public sealed record TrainerOptions
 {
+    /// <summary>
+    /// The network: <see cref="Architectures.Crate"/> (default) or <see cref="Architectures.Vit"/>, the standard-transformer baseline
+    /// of the same shape, trained with everything else here unchanged (for white-box comparisons).
+    /// </summary>
+    public string Architecture { get; init; } = Architectures.Crate;
+    /// <summary>The ViT baseline's MLP hidden width as a multiple of dim (default 4; ignored for CRATE).</summary>
+    public int MlpRatio { get; init; } = 4;
     /// <summary>Epochs to train (default 10). A resumed run continues up to this many.</summary>
     public int Epochs { get; init; } = 10;
     /// <summary>Images per optimiser step (default 128).</summary>
@@ -61,6 +69,11 @@ public sealed record TrainerOptions
     /// every epoch (default null: nothing is written).
     /// </summary>
     public string? CheckpointDirectory { get; init; }
+    /// <summary>
+    /// Also write the weights after every epoch as <c>epoch-N.safetensors</c> in <see cref="CheckpointDirectory"/> (default false:
+    /// only the last and best), so analyses can follow a run epoch by epoch.
+    /// </summary>
+    public bool KeepEpochWeights { get; init; }
     /// <summary>Continue from <c>last.ckpt</c> in <see cref="CheckpointDirectory"/>; the result equals an uninterrupted run with the same options.</summary>
     public bool Resume { get; init; }
     /// <summary>
@@ -81,6 +94,10 @@ public sealed record TrainerOptions
     public TrainerOptions Validate()
     {
         void Require(bool ok, string message) { if (!ok) throw new ArgumentException($"Invalid training options: {message}"); }
+        Require(Architecture is Architectures.Crate or Architectures.Vit, $"architecture must be '{Architectures.Crate}' or '{Architectures.Vit}', got '{Architecture}'");
+        Require(MlpRatio >= 1, $"MLP ratio must be at least 1, got {MlpRatio}");
+        Require(InitialWeights == null || Architecture == Architectures.Crate, "initial weights (fine-tuning) are CRATE weights; a ViT run starts from scratch");
+        Require(!KeepEpochWeights || CheckpointDirectory != null, "keeping every epoch's weights needs a checkpoint directory");
         Require(Epochs >= 1, $"epochs must be at least 1, got {Epochs}");
         Require(BatchSize >= 1, $"batch size must be at least 1, got {BatchSize}");
         Require(LearningRate > 0 && double.IsFinite(LearningRate), $"learning rate must be positive, got {LearningRate}");

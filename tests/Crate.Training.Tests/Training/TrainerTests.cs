@@ -160,7 +160,7 @@ public class TrainerTests
         Assert.That(Directory.GetFiles(run, "*.tmp"), Is.Empty, "no temporary file is left behind");
 
         var resumed = new CrateTrainer(options with { CheckpointDirectory = run, Resume = true }).Train(Small, data);
-        Assert.That(resumed.Model.ToWeights().Tensors.Select(t => t.Data), Is.EqualTo(reference.Model.ToWeights().Tensors.Select(t => t.Data)));
+        Assert.That(((CrateModel)resumed.Model).ToWeights().Tensors.Select(t => t.Data), Is.EqualTo(((CrateModel)reference.Model).ToWeights().Tensors.Select(t => t.Data)));
     }
 
     [Test]
@@ -178,7 +178,7 @@ public class TrainerTests
             Epochs = 1, BatchSize = 9, LearningRate = 1e-20, MinLearningRate = 0, ValidationFraction = 0, InitialWeights = source, MaxStepsPerEpoch = 1, Threads = Threads,
         }).Train(CratePresets.Tiny, three);
 
-        var tuned = result.Model.ToWeights();
+        var tuned = ((CrateModel)result.Model).ToWeights();
         Assert.That(tuned.Config.NumClasses, Is.EqualTo(3));
         Assert.That(tuned.Config.Dim, Is.EqualTo(Small.Dim), "the trunk comes from the initial weights, not the architecture argument");
         foreach (var t in source.Tensors.Where(t => !t.Name.StartsWith("mlp_head.")))
