@@ -55,13 +55,40 @@ public class AnalyzeCommandTests
         Assert.That(result.Output, Does.Contain("R^c per layer"));
 
         var report = WhiteBoxReport.Read(Path.Combine(output, WhiteBoxReport.JsonFile));
-        Assert.That(report.Checkpoints.Select(c => c.Label), Is.EqualTo(new[] { "epoch1", "last (epoch 2)", "random init (seed 0)" }));
+        Assert.That(report.Checkpoints.Select(c => c.Label), Is.EqualTo(new[] { "CRATE epoch1", "CRATE last (epoch 2)", "CRATE random init (seed 0)" }));
         Assert.That(report.Images, Is.EqualTo(30));
         Assert.That(report.Command, Does.StartWith("crate analyze --weights").And.Contain("--images 30"));
         Assert.That(report.Checkpoints.All(c => c.Measurements.Layers.Count == 2 && c.Measurements.Accuracy is >= 0 and <= 1), Is.True);
         foreach (var file in report.Plots.Concat(report.Checkpoints.SelectMany(c => c.Files.Attention.Append(c.Files.Atoms).Append(c.Files.Subspaces))))
             Assert.That(File.Exists(Path.Combine(output, file)), Is.True, file);
         Assert.That(File.ReadAllText(Path.Combine(output, WhiteBoxReport.HtmlFile)), Does.Contain("last (epoch 2)"));
+    }
+
+    [Test]
+    public void AnalyzeShowsCrateAndTheVitBaselineSideBySide()
+    {
+        // The ViT as 'crate train --arch vit' writes it: its weights file and a training checkpoint.
+        TorchSharp.torch.manual_seed(4);
+        var config = CratePresets.Mini with { Dim = 16, Depth = 2, Heads = 2, DimHead = 8, PatchSize = 7 };
+        using var vit = new VitModel(config);
+        var vitWeights = Path.Combine(_dir, "vit.safetensors");
+        Checkpoint.SaveWeights(vitWeights, vit);
+        using var optimizer = CrateOptimizer.Create(OptimizerKind.AdamW, CrateOptimizer.Split(vit), 0.05);
+        var vitCheckpoint = Path.Combine(_dir, "vit-last.ckpt");
+        Checkpoint.Save(vitCheckpoint, vit, optimizer, new TrainingState { CompletedEpochs = 3 });
+        var output = Path.Combine(_dir, "report");
+        var result = CliRunner.Run("analyze", "--weights", TinyWeights("crate.safetensors", 1), "--weights", vitWeights, "--weights", vitCheckpoint,
+            "--images", "12", "--attention-images", "1", "--out", output);
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.Error);
+        Assert.That(result.Output, Does.Contain("ViT vit-last (epoch 3): accuracy"));
+
+        var report = WhiteBoxReport.Read(Path.Combine(output, WhiteBoxReport.JsonFile));
+        Assert.That(report.Checkpoints.Select(c => (c.Label, c.Architecture)),
+            Is.EqualTo(new[] { ("CRATE crate", "crate"), ("ViT vit", "vit"), ("ViT vit-last (epoch 3)", "vit") }));
+        Assert.That(report.Checkpoints[1].Parameters, Is.EqualTo(vit.parameters().Sum(p => p.numel())));
+        // The weights file and the checkpoint hold the same ViT: the same numbers, measured from either.
+        Assert.That(report.Checkpoints[2].Measurements.Layers.Select(l => l.CodingRate), Is.EqualTo(report.Checkpoints[1].Measurements.Layers.Select(l => l.CodingRate)));
+        Assert.That(report.Checkpoints[1].Measurements.Layers.Select(l => l.CodingRate.Mean), Is.Not.EqualTo(report.Checkpoints[0].Measurements.Layers.Select(l => l.CodingRate.Mean)));
     }
 
     [Test]

@@ -3,24 +3,28 @@ using Crate.Core.Data;
 using Crate.Core.Model;
 using Crate.Training;
 using Crate.Training.Analysis;
+using Crate.Core.Segmentation;
+using Crate.Core.Weights;
 using Crate.Training.Model;
+using Crate.Training.Segmentation;
 using Spectre.Console;
 using TorchSharp;
 
 namespace Crate.Cli.Commands;
 
-/// <summary><c>crate analyze</c>: white-box measurements of one or more checkpoints, written as a report.</summary>
+/// <summary><c>crate analyze</c>: white-box measurements of one or more checkpoints (CRATE or the ViT baseline), written as a report.</summary>
 internal static class AnalyzeCommand
 {
     public static Command Create()
     {
         var weights = new Option<FileInfo[]>("--weights")
         {
-            Description = "Weights to analyse (.safetensors, or a training checkpoint .ckpt); repeat for several checkpoints of one run (plotted together, in the order given).",
+            Description = "Weights to analyse (.safetensors, or a training checkpoint .ckpt), CRATE or the ViT baseline ('crate train --arch vit'); " +
+                          "repeat for several checkpoints, e.g. a run's epochs or CRATE beside the ViT (plotted together, in the order given).",
             Required = true,
             AllowMultipleArgumentsPerToken = true,
         };
-        var randomInit = new Option<bool>("--random-init") { Description = "Also analyse a randomly initialised model of the first checkpoint's configuration (a baseline)." };
+        var randomInit = new Option<bool>("--random-init") { Description = "Also analyse a randomly initialised model of the first checkpoint's architecture and configuration (a baseline)." };
         var seed = new Option<int>("--seed") { Description = "Seed of the --random-init model.", DefaultValueFactory = _ => 0 };
         var data = new Option<string>("--data")
         {
@@ -44,19 +48,19 @@ internal static class AnalyzeCommand
             var files = parse.GetValue(weights)!;
             // Load every file's configuration first, so a bad path fails before minutes of measuring.
             var loaded = files.Select(f => Open(f, files)).ToArray();
-            var checkpoints = loaded.Select(w => new ReportCheckpoint(w.Label, w.Path, () => Build(w.Weights))).ToList();
+            var checkpoints = loaded.Select(w => new ReportCheckpoint(w.Label, w.Path, w.Build)).ToList();
             if (parse.GetValue(randomInit))
             {
-                var config = loaded[0].Weights.Config;
+                var (config, architecture, mlpRatio) = (loaded[0].Config, loaded[0].Architecture, loaded[0].MlpRatio);
                 int s = parse.GetValue(seed);
-                checkpoints.Add(new ReportCheckpoint($"random init (seed {s})", $"CrateModel({config.Preset}), torch.manual_seed({s})", () =>
+                checkpoints.Add(new ReportCheckpoint($"{Name(architecture)} random init (seed {s})", $"{Name(architecture)}({config.Preset}), torch.manual_seed({s})", () =>
                 {
                     torch.manual_seed(s);
-                    return new CrateModel(config);
+                    return Architectures.Create(architecture, config, mlpRatio);
                 }));
             }
             // Images are read (and resized where needed) as the first checkpoint takes them.
-            var dataset = DataSource.Load(parse.GetValue(data)!, DataSplit.Test, DataOptions.For(loaded[0].Weights.Config) with { Limit = count }).Data;
+            var dataset = DataSource.Load(parse.GetValue(data)!, DataSplit.Test, DataOptions.For(loaded[0].Config) with { Limit = count }).Data;
             var options = new WhiteBoxReportOptions
             {
                 BatchSize = perPass,
@@ -69,7 +73,8 @@ internal static class AnalyzeCommand
             {
                 Console.WriteLine($"{c.Label}: accuracy {(c.Measurements.Accuracy is { } a ? $"{100 * a:F2}%" : "n/a")}");
                 Console.WriteLine($"  R^c per layer:      {string.Join("  ", c.Measurements.Layers.Select(l => $"{l.CodingRate.Mean:F1}"))}");
-                Console.WriteLine($"  zeros in ISTA codes: {string.Join("  ", c.Measurements.Layers.Select(l => $"{l.Sparsity.Mean:F3}"))}");
+                Console.WriteLine($"  exact zeros in layer outputs: {string.Join("  ", c.Measurements.Layers.Select(l => $"{l.Sparsity.Mean:F3}"))}");
+                Console.WriteLine($"  near zeros (|x| <= {c.Measurements.NearZeroTolerance} rms): {string.Join("  ", c.Measurements.Layers.Select(l => $"{l.NearZero.Mean:F3}"))}");
             }
             Console.WriteLine($"report: {Path.Combine(outDir, WhiteBoxReport.HtmlFile)}");
             Console.WriteLine($"numbers: {Path.Combine(outDir, WhiteBoxReport.JsonFile)}");
@@ -78,19 +83,34 @@ internal static class AnalyzeCommand
         return command;
     }
 
+    /// <summary>A model file opened: its shape, its network and how to build it.</summary>
+    private sealed record Opened(string Label, string Path, CrateConfig Config, string Architecture, int MlpRatio, Func<IVisionTransformer> Build);
+
     /// <summary>
-    /// Reads weights, or the weights of a training checkpoint (labelled with its epoch). The label is the file name
-    /// without extension, or the path when two files share a name.
+    /// Reads weights (CRATE, or a ViT baseline's trunk file) or a training checkpoint of either (labelled with its epoch). The label is
+    /// the network and the file name without extension, or the path when two files share a name.
     /// </summary>
-    private static (CrateWeights Weights, string Label, string Path) Open(FileInfo file, FileInfo[] all)
+    private static Opened Open(FileInfo file, FileInfo[] all)
     {
         if (!file.Exists) throw new FileNotFoundException($"Weights file '{file.FullName}' does not exist.");
         var name = Path.GetFileNameWithoutExtension(file.Name);
         var label = all.Count(f => Path.GetFileNameWithoutExtension(f.Name) == name) > 1 ? Path.GetRelativePath(Environment.CurrentDirectory, file.FullName) : name;
-        if (!string.Equals(file.Extension, ".ckpt", StringComparison.OrdinalIgnoreCase)) return (CrateWeights.Load(file.FullName), label, file.FullName);
-        var checkpoint = Checkpoint.Load(file.FullName);
-        return (checkpoint.Weights, $"{label} (epoch {checkpoint.State.CompletedEpochs})", file.FullName);
+        if (string.Equals(file.Extension, ".ckpt", StringComparison.OrdinalIgnoreCase))
+        {
+            var checkpoint = Checkpoint.Load(file.FullName);
+            return new Opened($"{Name(checkpoint.Architecture)} {label} (epoch {checkpoint.State.CompletedEpochs})", file.FullName, checkpoint.Config,
+                checkpoint.Architecture, checkpoint.MlpRatio, checkpoint.CreateModel);
+        }
+        if (Safetensors.Read(file.FullName).Metadata.GetValueOrDefault(SegmentationCheckpointFormat.ArchitectureKey) == Architectures.Vit)
+        {
+            var vit = (VitModel)SegmentationCheckpoint.Load(file.FullName).Trunk;
+            return new Opened($"{Name(Architectures.Vit)} {label}", file.FullName, vit.Config, Architectures.Vit, vit.MlpRatio, () => vit);
+        }
+        var weights = CrateWeights.Load(file.FullName);
+        return new Opened($"{Name(Architectures.Crate)} {label}", file.FullName, weights.Config, Architectures.Crate, 4, () => Build(weights));
     }
+
+    private static string Name(string architecture) => architecture == Architectures.Vit ? "ViT" : "CRATE";
 
     private static CrateModel Build(CrateWeights weights)
     {

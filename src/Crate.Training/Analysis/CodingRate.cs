@@ -1,5 +1,6 @@
 using Crate.Training.Model;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Crate.Training.Analysis;
@@ -39,20 +40,25 @@ public static class CodingRate
     }
 
     /// <summary>
-    /// The tokens <paramref name="tokens"/> <c>[B, N, dim]</c> as layer <paramref name="layer"/>'s MSSA sees them, split
-    /// by subspace: <c>U_k LN1(z)</c>, <c>[B, K, N, p]</c> (not yet normalised).
+    /// The tokens <paramref name="tokens"/> <c>[B, N, dim]</c> as a layer's attention sees them, split by subspace:
+    /// <c>U_k LN1(z)</c> for the layer's <paramref name="norm"/> (LN1) and projection <paramref name="u"/> (<c>[K p, dim]</c>),
+    /// <c>[B, K, N, p]</c> (not yet normalised).
     /// </summary>
-    public static Tensor HeadTokens(CrateLayer layer, Tensor tokens, int heads, int dimHead)
+    public static Tensor HeadTokens(LayerNorm norm, Tensor u, Tensor tokens, int heads, int dimHead)
     {
         var (b, n) = (tokens.shape[0], tokens.shape[1]);
-        var projected = nn.functional.linear(layer.Attention.Norm.forward(tokens), layer.Attention.Block.U);   // U LN1(z)
+        var projected = nn.functional.linear(norm.forward(tokens), u);   // U LN1(z)
         return projected.view(b, n, heads, dimHead).transpose(1, 2);
     }
 
-    /// <summary><c>R_k</c> per image and head of <paramref name="tokens"/> against <paramref name="layer"/>'s subspaces, <c>[B, K]</c> float64.</summary>
-    public static Tensor OfLayer(CrateLayer layer, Tensor tokens, int heads, int dimHead, double epsSquared = DefaultEpsSquared)
+    /// <summary><c>R_k</c> per image and head of <paramref name="tokens"/> against a layer's subspaces (<see cref="LayerOperators"/>), <c>[B, K]</c> float64.</summary>
+    public static Tensor OfLayer(LayerOperators layer, Tensor tokens, int heads, int dimHead, double epsSquared = DefaultEpsSquared)
     {
         using var scope = NewDisposeScope();
-        return PerHead(HeadTokens(layer, tokens, heads, dimHead), epsSquared).MoveToOuterDisposeScope();
+        return PerHead(HeadTokens(layer.Norm, layer.Subspaces, tokens, heads, dimHead), epsSquared).MoveToOuterDisposeScope();
     }
+
+    /// <summary><c>R_k</c> per image and head of <paramref name="tokens"/> against CRATE layer <paramref name="layer"/>'s subspaces, <c>[B, K]</c> float64.</summary>
+    public static Tensor OfLayer(CrateLayer layer, Tensor tokens, int heads, int dimHead, double epsSquared = DefaultEpsSquared) =>
+        OfLayer(new LayerOperators(layer.Attention.Norm, layer.Attention.Block.U, layer.Sparsify.Block.D), tokens, heads, dimHead, epsSquared);
 }

@@ -34,11 +34,14 @@ public sealed record SubspaceCoherence(double[][] Matrix, double MeanOffDiagonal
 public static class DictionaryAnalysis
 {
     /// <summary>The atoms of <paramref name="ista"/>'s dictionary, one per row: <c>D^T</c>, <c>[atoms, dim]</c>, float32 on the CPU.</summary>
-    public static float[,] Atoms(Ista ista)
+    public static float[,] Atoms(Ista ista) => Atoms(ista.D);
+
+    /// <summary>The columns of <paramref name="dictionary"/> (<c>[dim, atoms]</c>, see <see cref="LayerOperators.Dictionary"/>), one per row: <c>[atoms, dim]</c>, float32 on the CPU.</summary>
+    public static float[,] Atoms(Tensor dictionary)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var atoms = ista.D.detach().t().contiguous().to(ScalarType.Float32, CPU);
+        var atoms = dictionary.detach().t().contiguous().to(ScalarType.Float32, CPU);
         var (rows, cols) = ((int)atoms.shape[0], (int)atoms.shape[1]);
         var flat = atoms.data<float>().ToArray();
         var result = new float[rows, cols];
@@ -47,11 +50,14 @@ public static class DictionaryAnalysis
     }
 
     /// <summary>Max and mean <c>|cos|</c> between different atoms (columns) of <paramref name="ista"/>'s dictionary.</summary>
-    public static DictionaryCoherence Coherence(Ista ista)
+    public static DictionaryCoherence Coherence(Ista ista) => Coherence(ista.D);
+
+    /// <summary>Max and mean <c>|cos|</c> between different columns of <paramref name="dictionary"/> (<c>[dim, atoms]</c>).</summary>
+    public static DictionaryCoherence Coherence(Tensor dictionary)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var atoms = nn.functional.normalize(ista.D.detach().to_type(ScalarType.Float64), p: 2, dim: 0);   // unit columns
+        var atoms = nn.functional.normalize(dictionary.detach().to_type(ScalarType.Float64), p: 2, dim: 0);   // unit columns
         var cos = matmul(atoms.t(), atoms).abs();
         var n = cos.shape[0];
         var offDiagonal = cos.masked_select(eye(n, dtype: ScalarType.Bool, device: cos.device).logical_not());
@@ -59,11 +65,14 @@ public static class DictionaryAnalysis
     }
 
     /// <summary>Pairwise overlap of the <paramref name="heads"/> subspaces of <paramref name="mssa"/>'s projection U.</summary>
-    public static SubspaceCoherence Subspaces(Mssa mssa, int heads, int dimHead)
+    public static SubspaceCoherence Subspaces(Mssa mssa, int heads, int dimHead) => Subspaces(mssa.U, heads, dimHead);
+
+    /// <summary>Pairwise overlap of the <paramref name="heads"/> subspaces spanned by row blocks of <paramref name="projection"/> (<c>[K p, dim]</c>).</summary>
+    public static SubspaceCoherence Subspaces(Tensor projection, int heads, int dimHead)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var u = mssa.U.detach().to_type(ScalarType.Float64);                       // [K p, dim]
+        var u = projection.detach().to_type(ScalarType.Float64);                    // [K p, dim]
         var bases = Enumerable.Range(0, heads)
             .Select(k => linalg.qr(u.narrow(0, k * dimHead, dimHead).t(), linalg.QRMode.Reduced).Item1)   // Q_k [dim, p]
             .ToArray();

@@ -8,15 +8,19 @@ namespace Crate.Training.Analysis;
 /// <summary>The white-box measurements of one layer over a data set, plus views of its weights.</summary>
 /// <param name="Layer">Layer index, 0-based.</param>
 /// <param name="CodingRate">
-/// <c>R^c</c> of the layer's input tokens against its own subspaces (<see cref="Analysis.CodingRate"/>), over images.
+/// <c>R^c</c> of the layer's input tokens against its own subspaces (<see cref="Analysis.CodingRate"/>, <see cref="LayerOperators"/>), over images.
 /// </param>
 /// <param name="CodingRateAfterMssa">
-/// <c>R^c</c> of the MSSA step's output <c>h = z + MSSA(LN1(z))</c>, measured the same way (LN1, then this layer's
-/// U): how much the compression step itself moved the coding rate.
+/// <c>R^c</c> of the attention step's output <c>h = z + MSSA(LN1(z))</c> (ViT: <c>z + Attn(LN1(z))</c>), measured the same way
+/// (LN1, then this layer's U): how much the compression step itself moved the coding rate.
 /// </param>
 /// <param name="CodingRatePerHead">Mean <c>R_k</c> of the input tokens per head (sums to the mean <c>R^c</c>).</param>
-/// <param name="Sparsity">Fraction of exactly-zero entries of the layer's ISTA output, over images.</param>
-/// <param name="Dictionary">Coherence of the layer's ISTA dictionary atoms.</param>
+/// <param name="Sparsity">Fraction of exactly-zero entries of the layer's output (CRATE: its ISTA codes), over images.</param>
+/// <param name="NearZero">
+/// Fraction of the layer's output entries within <see cref="ModelMeasurements.NearZeroTolerance"/> times the image's root-mean-square
+/// entry of zero (<see cref="Analysis.Sparsity.NearZeroFraction"/>), over images: the sparsity both networks are compared on.
+/// </param>
+/// <param name="Dictionary">Coherence of the layer's dictionary atoms (<see cref="LayerOperators.Dictionary"/>).</param>
 /// <param name="Subspaces">Overlap of the layer's head subspaces.</param>
 public sealed record LayerMeasurement(
     int Layer,
@@ -24,6 +28,7 @@ public sealed record LayerMeasurement(
     Statistic CodingRateAfterMssa,
     double[] CodingRatePerHead,
     Statistic Sparsity,
+    Statistic NearZero,
     DictionaryCoherence Dictionary,
     SubspaceCoherence Subspaces);
 
@@ -31,8 +36,9 @@ public sealed record LayerMeasurement(
 /// <param name="Images">Number of images measured.</param>
 /// <param name="Accuracy">Top-1 accuracy on those images, or null when the data's classes do not fit the model's head.</param>
 /// <param name="EpsSquared">The eps^2 the coding rates used.</param>
+/// <param name="NearZeroTolerance">The relative threshold of <see cref="LayerMeasurement.NearZero"/>.</param>
 /// <param name="Layers">Per layer, in order.</param>
-public sealed record ModelMeasurements(int Images, double? Accuracy, double EpsSquared, IReadOnlyList<LayerMeasurement> Layers);
+public sealed record ModelMeasurements(int Images, double? Accuracy, double EpsSquared, double NearZeroTolerance, IReadOnlyList<LayerMeasurement> Layers);
 
 /// <summary>Class-token attention to the patches, per image, layer and head, on the patch grid.</summary>
 /// <param name="ImageIndices">Which images of the data set, in order.</param>
@@ -44,7 +50,7 @@ public sealed record ModelMeasurements(int Images, double? Accuracy, double EpsS
 /// </param>
 public sealed record AttentionMaps(int[] ImageIndices, int GridHeight, int GridWidth, float[][][][] Maps);
 
-/// <summary>Measures what each CRATE layer does to data: compression (coding rate), sparsity, attention.</summary>
+/// <summary>Measures what each layer of CRATE (or of the ViT baseline) does to data: compression (coding rate), sparsity, attention.</summary>
 public static class WhiteBox
 {
     /// <summary>
@@ -53,8 +59,8 @@ public static class WhiteBox
     /// <paramref name="progress"/> receives the number of images done after every batch.
     /// </summary>
     /// <exception cref="DataException">The images do not have the model's input shape.</exception>
-    public static ModelMeasurements Measure(CrateModel model, ImageDataset data, int batchSize = 100,
-        double epsSquared = CodingRate.DefaultEpsSquared, IProgress<int>? progress = null)
+    public static ModelMeasurements Measure(IVisionTransformer model, ImageDataset data, int batchSize = 100,
+        double epsSquared = CodingRate.DefaultEpsSquared, IProgress<int>? progress = null, double nearZeroTolerance = Sparsity.DefaultNearZeroTolerance)
     {
         var config = model.Config;
         ImageTensors.CheckShape(data, config);
@@ -64,6 +70,8 @@ public static class WhiteBox
         var rate = Jagged(depth, n);
         var rateAfter = Jagged(depth, n);
         var zeros = Jagged(depth, n);
+        var nearZero = Jagged(depth, n);
+        var operators = Enumerable.Range(0, depth).Select(l => LayerOperators.Of(model, l)).ToArray();
         var perHead = Jagged(depth, heads);
         bool scoreable = data.ClassNames.Count <= config.NumClasses;
         int correct = 0;
@@ -77,12 +85,12 @@ public static class WhiteBox
                 var trace = model.Trace(ImageTensors.Normalised(data, indices, config), keepAttention: false);
                 for (int l = 0; l < depth; l++)
                 {
-                    var layer = model.Layers[l];
-                    var input = CodingRate.OfLayer(layer, trace.Layers[l].Input, heads, config.DimHead, epsSquared);       // [B, K]
-                    var after = CodingRate.OfLayer(layer, trace.Layers[l].Compressed, heads, config.DimHead, epsSquared);
+                    var input = CodingRate.OfLayer(operators[l], trace.Layers[l].Input, heads, config.DimHead, epsSquared);       // [B, K]
+                    var after = CodingRate.OfLayer(operators[l], trace.Layers[l].Compressed, heads, config.DimHead, epsSquared);
                     CopyTo(input.sum([1]), rate[l], start);
                     CopyTo(after.sum([1]), rateAfter[l], start);
                     CopyTo(Sparsity.ZeroFraction(trace.Layers[l].Codes), zeros[l], start);
+                    CopyTo(Sparsity.NearZeroFraction(trace.Layers[l].Codes, nearZeroTolerance), nearZero[l], start);
                     var headSums = input.sum([0]).data<double>().ToArray();        // sum([0]): a bare 0 would bind to the dtype overload
                     for (int k = 0; k < heads; k++) perHead[l][k] += headSums[k];
                 }
@@ -101,14 +109,15 @@ public static class WhiteBox
             Statistic.Of(rateAfter[l]),
             perHead[l].Select(s => s / n).ToArray(),
             Statistic.Of(zeros[l]),
-            DictionaryAnalysis.Coherence(model.Layers[l].Sparsify.Block),
-            DictionaryAnalysis.Subspaces(model.Layers[l].Attention.Block, heads, config.DimHead))).ToArray();
-        return new ModelMeasurements(n, scoreable ? (double)correct / n : null, epsSquared, layers);
+            Statistic.Of(nearZero[l]),
+            DictionaryAnalysis.Coherence(operators[l].Dictionary),
+            DictionaryAnalysis.Subspaces(operators[l].Subspaces, heads, config.DimHead))).ToArray();
+        return new ModelMeasurements(n, scoreable ? (double)correct / n : null, epsSquared, nearZeroTolerance, layers);
     }
 
     /// <summary>Class-token attention maps of images <paramref name="indices"/> of <paramref name="data"/>, every layer and head.</summary>
     /// <exception cref="DataException">The images do not have the model's input shape.</exception>
-    public static AttentionMaps ClassTokenAttention(CrateModel model, ImageDataset data, IReadOnlyList<int> indices)
+    public static AttentionMaps ClassTokenAttention(IVisionTransformer model, ImageDataset data, IReadOnlyList<int> indices)
     {
         var config = model.Config;
         int grid = config.NumPatches;
@@ -137,17 +146,18 @@ public static class WhiteBox
     /// Puts the model in evaluation mode, float32 products and no gradients; disposing restores its mode and precision.
     /// Measurements are made in float32 because bfloat16 products would move which ISTA entries are exactly zero.
     /// </summary>
-    private static IDisposable Evaluation(CrateModel model)
+    private static IDisposable Evaluation(IVisionTransformer model)
     {
-        bool wasTraining = model.training, wasBFloat16 = model.BFloat16;
-        model.eval();
+        var module = model.Module;
+        bool wasTraining = module.training, wasBFloat16 = model.BFloat16;
+        module.eval();
         model.BFloat16 = false;
         var noGrad = no_grad();
         return new Restore(() =>
         {
             noGrad.Dispose();
             model.BFloat16 = wasBFloat16;
-            if (wasTraining) model.train();
+            if (wasTraining) module.train();
         });
     }
 

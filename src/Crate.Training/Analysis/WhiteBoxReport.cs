@@ -6,11 +6,12 @@ using Crate.Core.IO;
 using Crate.Core.Model;
 using Crate.Training.Analysis.Rendering;
 using Crate.Training.Model;
+using Crate.Training.Segmentation;
 
 namespace Crate.Training.Analysis;
 
-/// <summary>A model to analyse: a label for plots, where it came from, and how to build it (called once, then disposed).</summary>
-public sealed record ReportCheckpoint(string Label, string Source, Func<CrateModel> Load);
+/// <summary>A model to analyse, CRATE or the ViT baseline: a label for plots, where it came from, and how to build it (called once, then disposed).</summary>
+public sealed record ReportCheckpoint(string Label, string Source, Func<IVisionTransformer> Load);
 
 /// <summary>Options of <see cref="WhiteBoxReport.Write"/>.</summary>
 public sealed record WhiteBoxReportOptions
@@ -23,6 +24,8 @@ public sealed record WhiteBoxReportOptions
     public int AtomsShown { get; init; } = 16;
     /// <summary>eps^2 of the coding rate. Default 0.01.</summary>
     public double EpsSquared { get; init; } = CodingRate.DefaultEpsSquared;
+    /// <summary>Relative threshold of the near-zero fraction (<see cref="Sparsity.NearZeroFraction"/>). Default 0.05.</summary>
+    public double NearZeroTolerance { get; init; } = Sparsity.DefaultNearZeroTolerance;
     /// <summary>The command that made the report, recorded in it verbatim.</summary>
     public string Command { get; init; } = "";
 }
@@ -48,7 +51,14 @@ public sealed record MachineInfo(string Name, string Os, string Cpu, int Cores, 
 public sealed record CheckpointFiles(string[] Attention, string Atoms, string Subspaces);
 
 /// <summary>One analysed checkpoint in a report.</summary>
-public sealed record CheckpointReport(string Label, string Source, CrateConfig Config, long Parameters, ModelMeasurements Measurements, CheckpointFiles Files);
+/// <param name="Label">Its label in plots and tables.</param>
+/// <param name="Source">Where it came from.</param>
+/// <param name="Architecture"><see cref="Architectures.Crate"/> or <see cref="Architectures.Vit"/>.</param>
+/// <param name="Config">Its shape.</param>
+/// <param name="Parameters">Trainable parameters.</param>
+/// <param name="Measurements">Every number measured.</param>
+/// <param name="Files">Its images.</param>
+public sealed record CheckpointReport(string Label, string Source, string Architecture, CrateConfig Config, long Parameters, ModelMeasurements Measurements, CheckpointFiles Files);
 
 /// <summary>Everything a report holds; <c>analysis.json</c> is this record.</summary>
 /// <param name="Command">The command that made it.</param>
@@ -65,7 +75,7 @@ public sealed record WhiteBoxReportData(
     IReadOnlyDictionary<string, string> Definitions, int[] AttentionImages, string[] Plots, IReadOnlyList<CheckpointReport> Checkpoints);
 
 /// <summary>
-/// Writes a white-box report: PNG curves over depth (coding rate, sparsity, coherences) for every checkpoint,
+/// Writes a white-box report: PNG curves over depth (coding rate, sparsity, coherences) for every checkpoint (CRATE and ViT baseline alike),
 /// attention-map, dictionary and subspace grids per checkpoint, one self-contained <c>report.html</c>, and
 /// <c>analysis.json</c> with every number.
 /// </summary>
@@ -80,11 +90,16 @@ public static class WhiteBoxReport
     public static IReadOnlyDictionary<string, string> Definitions { get; } = new Dictionary<string, string>
     {
         ["coding_rate"] = "R^c of layer l's input z_l: Z = LN1(z_l), Z_k = U_k Z per head with each token scaled to unit length, " +
-                          "R_k = 1/2 logdet(I + p/(N eps^2) Z_k^T Z_k), p = dim_head, N = tokens incl. class token; R^c = sum_k R_k, per image. Lower = more compressed.",
-        ["coding_rate_after_mssa"] = "The same R^c (LN1, then this layer's U) of h = z_l + MSSA(LN1(z_l)), the MSSA step's output.",
-        ["sparsity"] = "Fraction of exactly-zero entries of layer l's ISTA output, per image (the papers plot 1 minus this).",
+                          "R_k = 1/2 logdet(I + p/(N eps^2) Z_k^T Z_k), p = dim_head, N = tokens incl. class token; R^c = sum_k R_k, per image. Lower = more compressed. " +
+                          "U_k: CRATE's MSSA projection (query = key = value); for the ViT baseline the rows of head k's value projection W_v.",
+        ["coding_rate_after_mssa"] = "The same R^c (LN1, then this layer's U) of h = z_l + MSSA(LN1(z_l)), the MSSA step's output (ViT: h = z_l + Attn(LN1(z_l))).",
+        ["sparsity"] = "Fraction of exactly-zero entries of layer l's output, per image: CRATE's ISTA codes (the papers plot 1 minus this); " +
+                       "the ViT's z' = h + MLP(LN2(h)), which has no ReLU at its output and is essentially never exactly zero.",
+        ["near_zero"] = "Fraction of entries x of layer l's output with |x| <= tolerance x the root mean square of that image's output entries " +
+                        "(tolerance in near_zero_tolerance), per image; the same scale-free threshold for both networks. Exact zeros count.",
         ["statistics"] = "mean and sample standard deviation (n - 1) over images; min and max.",
-        ["dictionary"] = "ISTA atoms are the columns of D; max and mean |cos| over pairs of different atoms.",
+        ["dictionary"] = "Atoms are the columns of CRATE's ISTA dictionary D (dim of them), or of the ViT MLP's output weight W_2 (mlp_ratio x dim), " +
+                         "which the MLP adds to a token weighted by its hidden activations; max and mean |cos| over pairs of different atoms.",
         ["subspaces"] = "Head subspaces span the rows of U_k; coherence(i, j) = ||Q_i^T Q_j||_F / sqrt(p) with Q_k an orthonormal basis " +
                         "(RMS cosine of the principal angles; 0 orthogonal, 1 identical); max_principal_cosine = largest singular value of Q_i^T Q_j over i != j.",
     };
@@ -117,12 +132,15 @@ public static class WhiteBoxReport
             var checkpoint = checkpoints[c];
             double share = 0.95 / checkpoints.Count, start = c * share;
             progress?.Report(new ReportProgress($"{checkpoint.Label}: loading", start));
-            using var model = checkpoint.Load();
+            var model = checkpoint.Load();
+            using var module = model.Module;
             var measured = WhiteBox.Measure(model, data, options.BatchSize, options.EpsSquared,
-                new Progress(done => progress?.Report(new ReportProgress($"{checkpoint.Label}: measuring {data.Count} images", start + 0.9 * share * done / data.Count))));
+                new Progress(done => progress?.Report(new ReportProgress($"{checkpoint.Label}: measuring {data.Count} images", start + 0.9 * share * done / data.Count))),
+                options.NearZeroTolerance);
             progress?.Report(new ReportProgress($"{checkpoint.Label}: attention maps and dictionaries", start + 0.9 * share));
             var files = WriteCheckpointImages(outDir, slugs[c], checkpoint.Label, model, data, attentionImages, options.AtomsShown);
-            reports.Add(new CheckpointReport(checkpoint.Label, checkpoint.Source, model.Config, model.ParameterCount(), measured, files));
+            reports.Add(new CheckpointReport(checkpoint.Label, checkpoint.Source, Architectures.NameOf(model), model.Config,
+                module.parameters().Sum(p => p.numel()), measured, files));
         }
 
         progress?.Report(new ReportProgress("plots and report", 0.95));
@@ -166,7 +184,7 @@ public static class WhiteBoxReport
         return slugs;
     }
 
-    private static CheckpointFiles WriteCheckpointImages(string outDir, string slug, string label, CrateModel model, ImageDataset data, int[] images, int atomsShown)
+    private static CheckpointFiles WriteCheckpointImages(string outDir, string slug, string label, IVisionTransformer model, ImageDataset data, int[] images, int atomsShown)
     {
         var config = model.Config;
         var layerLabels = Enumerable.Range(0, config.Depth).Select(l => $"layer {l}").ToArray();
@@ -189,23 +207,25 @@ public static class WhiteBoxReport
         }
 
         var (atomHeight, atomWidth) = NearSquare(config.Dim);
-        var atomTiles = new Tile?[config.Depth, Math.Min(atomsShown, config.Dim)];
+        var operators = Enumerable.Range(0, config.Depth).Select(l => LayerOperators.Of(model, l)).ToArray();
+        var atomTiles = new Tile?[config.Depth, Math.Min(atomsShown, (int)operators[0].Dictionary.shape[1])];
         for (int l = 0; l < config.Depth; l++)
         {
-            var atoms = DictionaryAnalysis.Atoms(model.Layers[l].Sparsify.Block);
+            var atoms = DictionaryAnalysis.Atoms(operators[l].Dictionary);
             var byNorm = Enumerable.Range(0, atoms.GetLength(0))
                 .OrderByDescending(a => Enumerable.Range(0, config.Dim).Sum(d => (double)atoms[a, d] * atoms[a, d])).ToArray();
             for (int j = 0; j < atomTiles.GetLength(1); j++)
                 atomTiles[l, j] = new Tile(Enumerable.Range(0, config.Dim).Select(d => atoms[byNorm[j], d]).ToArray(), atomHeight, atomWidth, TilePalette.Diverging);
         }
         var atomsFile = $"{slug}-atoms.png";
-        WritePng(outDir, atomsFile, TileGrid.Png($"{label}: ISTA dictionary atoms (largest norm first, {atomHeight}x{atomWidth})", layerLabels,
+        var dictionary = model is VitModel ? "MLP output atoms (columns of W_2)" : "ISTA dictionary atoms";
+        WritePng(outDir, atomsFile, TileGrid.Png($"{label}: {dictionary} (largest norm first, {atomHeight}x{atomWidth})", layerLabels,
             Enumerable.Range(1, atomTiles.GetLength(1)).Select(j => $"{j}").ToArray(), atomTiles, 48));
 
         var subspaceTiles = new Tile?[1, config.Depth];
         for (int l = 0; l < config.Depth; l++)
         {
-            var matrix = DictionaryAnalysis.Subspaces(model.Layers[l].Attention.Block, config.Heads, config.DimHead).Matrix;
+            var matrix = DictionaryAnalysis.Subspaces(operators[l].Subspaces, config.Heads, config.DimHead).Matrix;
             subspaceTiles[0, l] = new Tile(matrix.SelectMany(r => r.Select(v => (float)v)).ToArray(), config.Heads, config.Heads, TilePalette.Unit);
         }
         var subspacesFile = $"{slug}-subspaces.png";
@@ -226,16 +246,18 @@ public static class WhiteBoxReport
             // Input of layer l at x = l, after its MSSA step at x = l + 0.5: the zig-zag shows each step's effect.
             var zigzag = layers.SelectMany(m => new[] { (X: m.Layer, S: m.CodingRate), (X: m.Layer + 0.5, S: m.CodingRateAfterMssa) }).ToArray();
             rate.Add(new Series(label, zigzag.Select(p => p.X).ToArray(), zigzag.Select(p => p.S.Mean).ToArray(), zigzag.Select(p => p.S.Std).ToArray(), c));
-            sparsity.Add(new Series(label, depth, layers.Select(m => m.Sparsity.Mean).ToArray(), layers.Select(m => m.Sparsity.Std).ToArray(), c));
+            sparsity.Add(new Series($"{label}: exact zeros", depth, layers.Select(m => m.Sparsity.Mean).ToArray(), layers.Select(m => m.Sparsity.Std).ToArray(), c));
+            sparsity.Add(new Series($"{label}: near zero", depth, layers.Select(m => m.NearZero.Mean).ToArray(), layers.Select(m => m.NearZero.Std).ToArray(), c, Dashed: true));
             dictionary.Add(new Series($"{label}: max", depth, layers.Select(m => m.Dictionary.MaxAbsCosine).ToArray(), null, c));
             dictionary.Add(new Series($"{label}: mean", depth, layers.Select(m => m.Dictionary.MeanAbsCosine).ToArray(), null, c, Dashed: true));
             subspaces.Add(new Series($"{label}: max", depth, layers.Select(m => m.Subspaces.MaxOffDiagonal).ToArray(), null, c));
             subspaces.Add(new Series($"{label}: mean", depth, layers.Select(m => m.Subspaces.MeanOffDiagonal).ToArray(), null, c, Dashed: true));
         }
         string[] files = ["coding-rate.png", "sparsity.png", "dictionary-coherence.png", "subspace-coherence.png"];
-        WritePng(outDir, files[0], Charts.Lines("Coding rate R^c (mean ± std over images)", "layer (x.5 = after the MSSA step)", "R^c (nats)", rate));
-        WritePng(outDir, files[1], Charts.Lines("Sparsity of ISTA codes (mean ± std over images)", "layer", "fraction of exact zeros", sparsity));
-        WritePng(outDir, files[2], Charts.Lines("ISTA dictionary coherence", "layer", "|cos| between atoms", dictionary));
+        var tolerance = reports[0].Measurements.NearZeroTolerance.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture);
+        WritePng(outDir, files[0], Charts.Lines("Coding rate R^c (mean ± std over images)", "layer (x.5 = after the attention step)", "R^c (nats)", rate));
+        WritePng(outDir, files[1], Charts.Lines($"Sparsity of each layer's output (mean ± std over images; near zero: |x| <= {tolerance} rms)", "layer", "fraction of entries", sparsity));
+        WritePng(outDir, files[2], Charts.Lines("Dictionary coherence (CRATE: ISTA D; ViT: MLP W_2)", "layer", "|cos| between atoms", dictionary));
         WritePng(outDir, files[3], Charts.Lines("Head subspace coherence", "layer", "||Q_i^T Q_j||_F / sqrt(p)", subspaces));
         return files;
     }

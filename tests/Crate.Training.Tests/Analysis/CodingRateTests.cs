@@ -126,7 +126,7 @@ public class CodingRateTests
         return logdet;
     }
 
-    private static double[] LayerNorm(float[] x, float[] gamma, float[] beta)
+    internal static double[] LayerNorm(float[] x, float[] gamma, float[] beta)
     {
         double mean = x.Average(v => (double)v);
         double variance = x.Average(v => (v - mean) * (v - mean));                    // biased, as LayerNorm

@@ -99,10 +99,85 @@ public class WhiteBoxReportTests
                 Assert.That(a.CodingRatePerHead, Is.EqualTo(e.CodingRatePerHead));
                 Assert.That(a.CodingRatePerHead.Sum(), Is.EqualTo(a.CodingRate.Mean).Within(1e-9));
                 Assert.That(a.Sparsity, Is.EqualTo(e.Sparsity));
+                Assert.That(a.NearZero, Is.EqualTo(e.NearZero));
+                Assert.That(a.NearZero.Mean, Is.GreaterThanOrEqualTo(a.Sparsity.Mean), "exact zeros are near zero too");
                 Assert.That(a.Dictionary, Is.EqualTo(e.Dictionary));
                 Assert.That(a.Subspaces.Matrix, Is.EqualTo(e.Subspaces.Matrix));
             }
         }
+    }
+
+    [Test]
+    public void VitBesideCrateInOneReportWithTheVitNumbersOfPlainLoops()
+    {
+        var data = RandomImages(7, 6);
+        var crate = new CrateModel(Tiny).ToWeights();
+        List<Core.Weights.NamedTensor> vitTensors;
+        using (var trained = new VitModel(Tiny)) vitTensors = TrunkWeights.Snapshot(trained);
+        VitModel Vit()
+        {
+            var model = new VitModel(Tiny);
+            TrunkWeights.Load(model, vitTensors, "test");
+            return model;
+        }
+        var report = WhiteBoxReport.Write(_dir, [new ReportCheckpoint("crate", "c", () => FromWeights(crate)), new ReportCheckpoint("vit", "v", Vit)], data,
+            new WhiteBoxReportOptions { BatchSize = 7, AttentionImages = 2, AtomsShown = 4 });   // one batch, as below: the same float32 bits
+
+        var json = WhiteBoxReport.Read(Path.Combine(_dir, WhiteBoxReport.JsonFile));
+        Assert.That(json.Checkpoints.Select(c => c.Architecture), Is.EqualTo(new[] { "crate", "vit" }));
+        Assert.That(json.Checkpoints[1].Files.Attention, Is.EqualTo(new[] { "vit-attention-0.png", "vit-attention-1.png" }));
+        foreach (var file in report.Plots.Concat(report.Checkpoints.SelectMany(c => c.Files.Attention.Append(c.Files.Atoms).Append(c.Files.Subspaces))))
+            Assert.That(File.Exists(Path.Combine(_dir, file)), Is.True, file);
+        var html = File.ReadAllText(Path.Combine(_dir, WhiteBoxReport.HtmlFile));
+        Assert.That(html, Does.Contain("<td class=l>vit</td>").And.Contain("MLP output atoms"));
+
+        // Layer 0 of the ViT, recomputed here: LN1 and the value rows of to_qkv in plain loops, then the rate, the
+        // near-zero fraction of the layer's output and the coherence of W_2's columns.
+        using var vit = Vit();
+        vit.eval();
+        var parameters = vit.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().data<float>().ToArray());
+        var gamma = parameters["transformer.layers.0.0.norm.weight"];
+        var beta = parameters["transformer.layers.0.0.norm.bias"];
+        var qkv = parameters["transformer.layers.0.0.fn.to_qkv.weight"];              // [3 * heads * dim_head, dim]: q, k, then v rows
+        var w2 = parameters["transformer.layers.0.1.fn.net.3.weight"];                 // [dim, 4 dim]
+        int dim = Tiny.Dim, inner = Tiny.Heads * Tiny.DimHead, tokens = Tiny.NumPatches + 1, hidden = 4 * dim;
+        float[] input, after, output;
+        using (var scope = NewDisposeScope())
+        using (no_grad())
+        {
+            var z = vit.Embed(ImageTensors.Normalised(data, Enumerable.Range(0, data.Count).ToArray(), Tiny));
+            var next = vit.Layers[0].Forward(z, false, out var h, out _);
+            (input, after, output) = (z.data<float>().ToArray(), h.data<float>().ToArray(), next.data<float>().ToArray());
+        }
+        double Rate(float[] x, int image) => Enumerable.Range(0, Tiny.Heads).Sum(k =>
+        {
+            var normed = Enumerable.Range(0, tokens).Select(t => CodingRateTests.LayerNorm(x.AsSpan((image * tokens + t) * dim, dim).ToArray(), gamma, beta)).ToArray();
+            var head = normed.Select(v => Enumerable.Range(0, Tiny.DimHead)
+                .Select(d => Enumerable.Range(0, dim).Sum(i => qkv[(2 * inner + k * Tiny.DimHead + d) * dim + i] * v[i])).ToArray()).ToArray();
+            return CodingRateTests.ReferenceRate(head, CodingRate.DefaultEpsSquared);
+        });
+        double NearZero(int image)
+        {
+            var x = output.AsSpan(image * tokens * dim, tokens * dim).ToArray();
+            double rms = Math.Sqrt(x.Average(v => (double)v * v));
+            return x.Count(v => Math.Abs(v) <= Sparsity.DefaultNearZeroTolerance * rms) / (double)x.Length;
+        }
+        var measured = json.Checkpoints[1].Measurements.Layers[0];
+        var images = Enumerable.Range(0, data.Count).ToArray();
+        Assert.That(measured.CodingRate.Mean, Is.EqualTo(images.Average(i => Rate(input, i))).Within(1e-4));
+        Assert.That(measured.CodingRateAfterMssa.Mean, Is.EqualTo(images.Average(i => Rate(after, i))).Within(1e-4));
+        Assert.That(measured.NearZero.Mean, Is.EqualTo(images.Average(NearZero)).Within(1e-9));
+        Assert.That(measured.Sparsity.Mean, Is.EqualTo(images.Average(i => output.AsSpan(i * tokens * dim, tokens * dim).ToArray().Count(v => v == 0) / (double)(tokens * dim))));
+        var cosines = new List<double>();
+        for (int a = 0; a < hidden; a++)
+            for (int b = a + 1; b < hidden; b++)
+            {
+                double dot = 0, na = 0, nb = 0;
+                for (int d = 0; d < dim; d++) { double x = w2[d * hidden + a], y = w2[d * hidden + b]; dot += x * y; na += x * x; nb += y * y; }
+                cosines.Add(Math.Abs(dot) / Math.Sqrt(na * nb));
+            }
+        Assert.That(measured.Dictionary.MaxAbsCosine, Is.EqualTo(cosines.Max()).Within(1e-9));
+        Assert.That(measured.Dictionary.MeanAbsCosine, Is.EqualTo(cosines.Average()).Within(1e-9));
     }
 
     [Test]

@@ -2,9 +2,11 @@ using System.Security.Cryptography;
 using Crate.Core.Data;
 using Crate.Core.IO;
 using Crate.Core.Model;
+using Crate.Core.Weights;
 using Crate.Training;
 using Crate.Training.Data;
 using Crate.Training.Model;
+using Crate.Training.Segmentation;
 using Crate.Tests.Shared;
 
 namespace Crate.Training.Tests.Training;
@@ -84,9 +86,10 @@ public class TrainerTests
         Assert.That(result.ClassCorrect.Sum(), Is.EqualTo(top1));
     }
 
-    [TestCase(OptimizerKind.AdamW)]
-    [TestCase(OptimizerKind.Lion)]
-    public void Resumed_run_equals_uninterrupted_run(OptimizerKind optimizer)
+    [TestCase(OptimizerKind.AdamW, Architectures.Crate)]
+    [TestCase(OptimizerKind.Lion, Architectures.Crate)]
+    [TestCase(OptimizerKind.AdamW, Architectures.Vit)]
+    public void Resumed_run_equals_uninterrupted_run(OptimizerKind optimizer, string architecture)
     {
         // Dropout and augmentation are on, so libtorch's generator and the loader's seeded choices both matter.
         var config = Small with { Dropout = 0.1 };
@@ -95,9 +98,10 @@ public class TrainerTests
         {
             Epochs = 4, BatchSize = 64, Optimizer = optimizer, LearningRate = optimizer == OptimizerKind.Lion ? 3e-4 : 1e-3,
             Augmentation = new Augmentation { CropPadding = 2, HorizontalFlip = true }, ValidationFraction = 0.2, Seed = 11,
-            CheckpointDirectory = dir, OnEpoch = onEpoch, Threads = Threads,
+            CheckpointDirectory = dir, OnEpoch = onEpoch, Threads = Threads, Architecture = architecture, KeepEpochWeights = true,
         };
         var straight = new CrateTrainer(Options(Path.Combine(_dir, "a"))).Train(config, data);
+        Assert.That(Architectures.NameOf(straight.Model), Is.EqualTo(architecture));
 
         using var interrupt = new CancellationTokenSource();
         var dir = Path.Combine(_dir, "b");
@@ -109,10 +113,32 @@ public class TrainerTests
         Assert.That(resumed.History.Select(h => h.TrainLoss), Is.EqualTo(straight.History.Select(h => h.TrainLoss)));
         var expected = Checkpoint.Load(Path.Combine(_dir, "a", Checkpoint.LastFile));
         var actual = Checkpoint.Load(Path.Combine(dir, Checkpoint.LastFile));
-        foreach (var (a, b) in expected.Weights.Tensors.Zip(actual.Weights.Tensors))
+        Assert.That(actual.Architecture, Is.EqualTo(architecture));
+        foreach (var (a, b) in expected.ModelTensors.Zip(actual.ModelTensors))
             Assert.That(b.Data, Is.EqualTo(a.Data), $"{a.Name} differs after resuming");
         foreach (var (a, b) in expected.OptimizerState.Zip(actual.OptimizerState))
             Assert.That(b.Data, Is.EqualTo(a.Data), $"optimizer state {a.Name} differs after resuming");
+
+        // Every epoch's weights were kept, in the network's own file format; the last one holds what last.ckpt holds.
+        for (int epoch = 1; epoch <= 4; epoch++)
+        {
+            var file = Path.Combine(dir, Checkpoint.EpochWeightsFile(epoch));
+            Assert.That(File.Exists(file), Is.True, file);
+            Assert.That(Architectures.NameOf(SegmentationCheckpoint.Load(file).Trunk), Is.EqualTo(architecture));
+        }
+        var lastEpoch = Safetensors.Read(Path.Combine(dir, Checkpoint.EpochWeightsFile(4))).Tensors.ToDictionary(t => t.Name);
+        foreach (var t in actual.ModelTensors)
+            Assert.That(lastEpoch[t.Name].Data, Is.EqualTo(t.Data), $"epoch-4 weights: {t.Name}");
+    }
+
+    [Test]
+    public void A_ViT_run_starts_from_scratch_only()
+    {
+        var source = new CrateModel(Small).ToWeights();
+        var error = Assert.Throws<ArgumentException>(() => new CrateTrainer(new TrainerOptions { Architecture = Architectures.Vit, InitialWeights = source }))!;
+        Assert.That(error.Message, Is.EqualTo("Invalid training options: initial weights (fine-tuning) are CRATE weights; a ViT run starts from scratch"));
+        var keep = Assert.Throws<ArgumentException>(() => new CrateTrainer(new TrainerOptions { KeepEpochWeights = true }))!;
+        Assert.That(keep.Message, Does.Contain("keeping every epoch's weights needs a checkpoint directory"));
     }
 
     [Test]
