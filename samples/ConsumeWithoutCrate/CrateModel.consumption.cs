@@ -22,6 +22,9 @@ public static class CrateModel
     private static readonly Lazy<(PredictionEngine<ModelInput, ModelOutput>? Zip, PredictionEngine<ModelInput, OnnxOutput>? Onnx, string[] Classes)> Engine =
         new(() => CreateEngine(ModelPath));
 
+    /// <summary>The class names, in score order: the saved model's <c>Score</c> slot names, or the ONNX file's metadata.</summary>
+    public static string[] ClassNames => Engine.Value.Classes;
+
     /// <summary>Classifies one image. The prediction engine is created on first use (it is not thread-safe: one caller at a time).</summary>
     public static ModelOutput Predict(ModelInput input)
     {
@@ -54,9 +57,12 @@ public static class CrateModel
             _ => new EstimatorChain<ITransformer>(),
         };
         var chain = prepare.Fit(empty).Append(model);
-        // PredictedLabel is a key whose values are the class names; Model Builder's pipelines end the same way.
-        var named = Ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(chain.Transform(empty));
-        return (Ml.Model.CreatePredictionEngine<ModelInput, ModelOutput>(chain.Append(named)), null, []);
+        // PredictedLabel is a key whose values are the class names, and Score's slots are named by them, as after an ML.NET trainer.
+        var scored = chain.Transform(empty);
+        var names = default(VBuffer<ReadOnlyMemory<char>>);
+        scored.Schema["Score"].GetSlotNames(ref names);
+        var named = Ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(scored);
+        return (Ml.Model.CreatePredictionEngine<ModelInput, ModelOutput>(chain.Append(named)), null, names.DenseValues().Select(n => n.ToString()).ToArray());
     }
 
     /// <summary>File -> image -> the model's size -> planar pixels 0..255 (gray: the red channel of the grayscale image).</summary>

@@ -2,7 +2,7 @@ using System.Globalization;
 using ConsumeWithoutCrate;
 
 // Usage: ConsumeWithoutCrate MODEL(.zip|.onnx) IMAGE...
-// Prints one tab-separated line per image: file, predicted class, probability of each class.
+// Prints the class names (a comment line), then one tab-separated line per image: file, predicted class, probability of each class.
 if (args.Length < 2)
 {
     Console.Error.WriteLine("usage: ConsumeWithoutCrate MODEL.zip|MODEL.onnx IMAGE [IMAGE...]");
@@ -10,6 +10,7 @@ if (args.Length < 2)
 }
 CrateModel.ModelPath = args[0];
 Console.WriteLine($"# {args[0]}: no Crate, no TorchSharp in this process ({AppDomain.CurrentDomain.GetAssemblies().Count(a => a.GetName().Name!.StartsWith("Crate", StringComparison.Ordinal))} Crate assemblies loaded)");
+Console.WriteLine($"# classes\t{string.Join('\t', CrateModel.ClassNames)}");
 foreach (var image in args.Skip(1))
 {
     var output = CrateModel.Predict(new ModelInput { ImagePath = image });

@@ -38,14 +38,15 @@ namespace Crate.MLNet;
 /// <para><b>What <see cref="Fit"/> does.</b> It reads the data into memory, trains the network with TorchSharp (AdamW or Lion, warm-up and
 /// cosine decay, label smoothing, validation every epoch, the best epoch kept, optional early stopping), exports it to ONNX, and returns
 /// ML.NET's own transformers around it: image preparation (for <see cref="MLImage"/> input), <c>ApplyOnnxModel</c> (which stores the ONNX
-/// bytes in the saved .zip), hashing and value mapping that turn the arg-max into the <c>PredictedLabel</c> key. So <c>mlContext.Model.Save</c>
+/// bytes in the saved .zip) producing the logits, and ML.NET's multiclass prediction transformer (as after any ML.NET trainer) producing
+/// <c>Score</c> and <c>PredictedLabel</c>. So <c>mlContext.Model.Save</c>
 /// and <c>Load</c> round-trip it, and a process with no TorchSharp or Crate scores it. The chain scores row by row; for throughput use
 /// <see cref="CrateBatchScorer"/> on the ONNX file. Epoch metrics go to <see cref="Options.MetricsCallback"/> and <c>MLContext.Log</c>.
 /// <see cref="MLContext.GpuDeviceId"/> and <see cref="MLContext.FallbackToCpu"/> choose the device the saved chain scores on.</para>
 /// <para><b>Threads.</b> Training uses <see cref="Options.Threads"/> libtorch threads. On shared cores call
 /// <see cref="ProcessTuning.Apply"/> at start-up, before anything loads libtorch: spinning OpenMP threads slow it several-fold.</para>
-/// <para><b>Score's slot names.</b> ML.NET's own transformers cannot name the slots of an ONNX output, so <c>Score</c> has none and
-/// <c>Evaluate</c> labels per-class figures 0..K-1 in key order; <c>PredictedLabel</c>'s and <c>Label</c>'s key values hold the names.</para>
+/// <para><b>Class names.</b> <c>Score</c>'s slot names and <c>PredictedLabel</c>'s key values are the class names (the training label's key
+/// values), before and after <c>Save</c>/<c>Load</c>, so <c>Evaluate</c> labels per-class figures by name.</para>
 /// <para><b><see cref="MLImage"/> input.</b> Microsoft.ML.ImageAnalytics 5.0 is built against SkiaSharp 2 and Crate against SkiaSharp 3; in a
 /// process that loads Crate, ML.NET's image transforms fail when they read pixels, so training from an image column fails with a message
 /// saying so. Train from pixel vectors (<see cref="CrateDataCatalog.LoadFromImageDataset"/> with Crate's image readers).</para>

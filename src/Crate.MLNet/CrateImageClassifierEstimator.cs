@@ -22,7 +22,8 @@ namespace Crate.MLNet;
 /// </list>
 /// <para>
 /// <see cref="Fit"/> trains nothing: it checks the input and returns a chain of ML.NET's own transformers
-/// (image preparation, <c>ApplyOnnxModel</c>, <c>Concatenate</c>, <c>MapValue</c>, <c>DropColumns</c>). The chain saves and loads with
+/// (image preparation, <c>ApplyOnnxModel</c> for the logits, ML.NET's multiclass prediction transformer for <c>Score</c> and
+/// <c>PredictedLabel</c>, <c>DropColumns</c>). The chain saves and loads with
 /// <c>mlContext.Model.Save</c>/<c>Load</c>, the ONNX bytes inside the .zip, and scores in a process that references only
 /// ML.NET and ONNX Runtime. It scores one row at a time, as <c>ApplyOnnxModel</c> does; <see cref="CrateBatchScorer"/> scores in batches.
 /// <see cref="MLContext.GpuDeviceId"/> and <see cref="MLContext.FallbackToCpu"/> choose the ONNX Runtime device.

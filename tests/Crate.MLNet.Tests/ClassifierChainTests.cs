@@ -61,6 +61,16 @@ public class ClassifierChainTests
         var keyValues = default(VBuffer<ReadOnlyMemory<char>>);
         after.Schema["PredictedLabel"].GetKeyValues(ref keyValues);
         Assert.That(keyValues.DenseValues().Select(v => v.ToString()), Is.EqualTo(IdxReader.FashionMnistClasses));
+        Assert.That(SlotNames(before.Schema["Score"]), Is.EqualTo(IdxReader.FashionMnistClasses), "Score's slots are named by class");
+        Assert.That(SlotNames(after.Schema["Score"]), Is.EqualTo(IdxReader.FashionMnistClasses), "and keep their names through Save/Load");
+        Assert.That(after.Schema.Select(c => c.Name).Where(n => n.StartsWith("crate.", StringComparison.Ordinal)), Is.Empty, "no intermediate column is left");
+    }
+
+    internal static string[] SlotNames(DataViewSchema.Column column)
+    {
+        var names = default(VBuffer<ReadOnlyMemory<char>>);
+        column.GetSlotNames(ref names);
+        return names.DenseValues().Select(v => v.ToString()).ToArray();
     }
 
     [Test]
@@ -87,6 +97,9 @@ public class ClassifierChainTests
         for (int t = 0; t < 10; t++)
             for (int p = 0; p < 10; p++)
                 Assert.That(metrics.ConfusionMatrix.Counts[t][p], Is.EqualTo(confusion[t, p]), $"truth {IdxReader.FashionMnistClasses[t]}, predicted {IdxReader.FashionMnistClasses[p]}");
+        // Evaluate names the classes from Score's slot names: the confusion table is labelled with them, not with 0..9.
+        var table = metrics.ConfusionMatrix.GetFormattedConfusionTable();
+        Assert.That(IdxReader.FashionMnistClasses, Has.All.Matches<string>(name => table.Contains(name, StringComparison.Ordinal)), table);
     }
 
     [Test]

@@ -55,6 +55,8 @@ public class SeparateProcessTests
         var result = Samples.Run("ConsumeWithoutCrate", [model, .. _pngs]);
         Assert.That(result.ExitCode, Is.Zero, result.Error);
         Assert.That(result.Output, Does.Contain("(0 Crate assemblies loaded)"));
+        var classes = result.Output.Split('\n').Single(l => l.StartsWith("# classes\t", StringComparison.Ordinal)).TrimEnd('\r').Split('\t')[1..];
+        Assert.That(classes, Is.EqualTo(IdxReader.FashionMnistClasses), "the class names, from the saved chain's Score slot names or the ONNX metadata");
         var lines = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.StartsWith('#')).ToArray();
         Assert.That(lines, Has.Length.EqualTo(Count), result.Output);
         return lines.Select(l => l.Split('\t')).Select(p => (p[1], p[2].Split(',').Select(s => float.Parse(s, CultureInfo.InvariantCulture)).ToArray())).ToArray();

@@ -15,60 +15,37 @@ namespace Crate.MLNet.Internal;
 /// The network runs in <c>ApplyOnnxModel</c> given the model as a stream: ML.NET copies the bytes into a file it owns
 /// and writes them into the saved .zip, so nothing outside the .zip is needed to load it. (Given a file path instead,
 /// it would re-read that file when saving.) The chain is image preparation (for <see cref="MLImage"/> columns) ->
-/// ONNX -> columns in ML.NET's conventions -> dropping the intermediate columns.
+/// ONNX -> columns in ML.NET's conventions (<see cref="ClassifierHead"/> for a classifier) -> dropping the intermediate columns.
 /// </remarks>
 internal static class ScoringChain
 {
     /// <summary>Intermediate columns the chain creates and drops again.</summary>
     internal const string ResizedColumn = "crate.resized";
     internal const string PixelsColumn = "crate.pixels";
-    internal const string PredictedIndexColumn = "crate.predicted_index";
-    internal const string PredictedHashColumn = "crate.predicted_hash";
+    internal const string LogitsColumn = "crate.logits";
 
     /// <summary>
-    /// Classification: <paramref name="scoreColumn"/> (the class probabilities, in class order) and
+    /// Classification: <paramref name="scoreColumn"/> (the class probabilities, in class order, slot names = class names) and
     /// <paramref name="predictedLabelColumn"/> (a key whose values are the class names, key k+1 = class k, as in the training label).
     /// </summary>
+    /// <remarks>
+    /// The network's logits leave ONNX and ML.NET's own multiclass prediction transformer turns them into <c>Score</c> and
+    /// <c>PredictedLabel</c> (<see cref="ClassifierHead"/>), as it does after any ML.NET trainer: that is what names the slots.
+    /// </remarks>
     public static TransformerChain<ITransformer> Classifier(CatalogContext context, IDataView input, byte[] crateOnnx, CrateConfig config,
         PixelColumn pixels, string scoreColumn, string predictedLabelColumn)
     {
         var classNames = Enumerable.Range(0, config.NumClasses).Select(config.ClassName).ToArray();
         CheckNames(classNames, pixels, scoreColumn, predictedLabelColumn);
         var (prepare, onnxInput) = Prepare(context.Transforms, pixels, config);
-        var graph = RowScoringGraph.ForClassification(crateOnnx, new PixelInput(onnxInput, pixels.Source == PixelSource.Bytes, config), scoreColumn, PredictedIndexColumn);
-
-        // The arg-max leaves the graph as a one-slot vector and ML.NET has no vector-to-scalar transform but hashing
-        // with 'combine', which yields a scalar key. Hashing the K possible indices once gives the table that maps each
-        // hash back to its class name; value mapping with keys numbers the names in the order given (class order).
-        var transforms = context.Transforms;
+        var graph = RowScoringGraph.ForClassification(crateOnnx, new PixelInput(onnxInput, pixels.Source == PixelSource.Bytes, config), LogitsColumn);
         var (scoring, gpu) = context.OnnxScoring(crateOnnx, "Crate");
-        var hash = transforms.Conversion.Hash(new HashingEstimator.ColumnOptions(PredictedHashColumn, PredictedIndexColumn, numberOfBits: 30, combine: true));
-        var hashes = HashesOfIndices(hash, config.NumClasses);
-        var hashToName = hashes.Select((h, k) => new KeyValuePair<uint, string>(h, classNames[k]));
-
-        var steps = prepare
-            .Append<ITransformer>(scoring.ApplyOnnxModel([scoreColumn, PredictedIndexColumn], [onnxInput], new MemoryStream(graph), gpu, context.FallbackToCpu))
-            .Append<ITransformer>(hash)
-            .Append<ITransformer>(transforms.Conversion.MapValue(predictedLabelColumn, hashToName, PredictedHashColumn, treatValuesAsKeyType: true))
-            .Append<ITransformer>(transforms.DropColumns([PredictedIndexColumn, PredictedHashColumn, .. Intermediates(pixels)]));
-        return steps.Fit(input);
-    }
-
-    /// <summary>The hash the chain computes for each class index 0..K-1; they must differ (they do, for any K that fits in memory, but a clash would mislabel).</summary>
-    private static uint[] HashesOfIndices(HashingEstimator hash, int classes)
-    {
-        // A throwaway context only builds this small in-memory view; hashing does not depend on it.
-        var indices = new MLContext().Data.LoadFromEnumerable(Enumerable.Range(0, classes).Select(k => new IndexRow { Index = [k] }));
-        var hashes = hash.Fit(indices).Transform(indices).GetColumn<uint>(PredictedHashColumn).ToArray();
-        if (hashes.Distinct().Count() != classes)
-            throw new InvalidOperationException($"Two of the {classes} class indices hash alike; the predicted label cannot be mapped back.");
-        return hashes;
-    }
-
-    private sealed class IndexRow
-    {
-        [ColumnName(PredictedIndexColumn), VectorType(1)]
-        public long[] Index = [];
+        var network = prepare
+            .Append<ITransformer>(scoring.ApplyOnnxModel([LogitsColumn], [onnxInput], new MemoryStream(graph), gpu, context.FallbackToCpu))
+            .Fit(input);
+        var head = ClassifierHead.Create(context.Environment, classNames, LogitsColumn, scoreColumn, predictedLabelColumn);
+        var drop = context.Transforms.DropColumns([LogitsColumn, .. Intermediates(pixels)]).Fit(head.Transform(network.Transform(input)));
+        return network.Append<ITransformer>(head).Append<ITransformer>(drop);
     }
 
     /// <summary>Featurization: <paramref name="featuresColumn"/>, the network's pooled features (a vector of <c>dim</c> floats).</summary>

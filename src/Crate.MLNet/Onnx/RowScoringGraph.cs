@@ -19,28 +19,24 @@ internal sealed record PixelInput(string Column, bool IsBytes, CrateConfig Confi
 /// Why a rewritten graph rather than the exported one: <c>ApplyOnnxModel</c> binds columns to graph inputs and
 /// outputs <b>by name</b> and shapes a column after the tensor. So the input is named after the user's pixel column,
 /// which makes ML.NET's own schema errors name that column, and a byte column is cast to float inside the graph; the
-/// outputs are 1-D (<c>Score [K]</c>, <c>features [dim]</c>) rather than <c>[1, K]</c>, and the classifier adds the
-/// arg-max (ML.NET has no arg-max transform). Rank-0 outputs would map to scalar columns, but ML.NET 5 cannot read
-/// them (its scalar getter treats every non-vector output as a sequence of maps), so the arg-max is a <c>[1]</c>
-/// vector. Everything else (the network, its metadata) is the exported graph unchanged. The rewritten graph takes one
+/// outputs are 1-D (<c>logits [K]</c>, <c>features [dim]</c>) rather than <c>[1, K]</c>. Everything else (the network,
+/// its metadata) is the exported graph unchanged. The rewritten graph takes one
 /// image (<c>[1, C, H, W]</c>); the exported file stays the batched one.
 /// </remarks>
 internal static class RowScoringGraph
 {
-    /// <summary>The classifier graph: the class probabilities as <c>[K]</c> named <paramref name="scoreColumn"/>, and their arg-max as <c>[1]</c> int64.</summary>
-    public static byte[] ForClassification(byte[] crateModel, PixelInput input, string scoreColumn, string predictedIndexColumn)
+    /// <summary>The classifier graph: the logits as a 1-D <c>[K]</c> output named <paramref name="logitsColumn"/> (ML.NET's multiclass scorer takes them from there).</summary>
+    public static byte[] ForClassification(byte[] crateModel, PixelInput input, string logitsColumn)
     {
         var model = ModelProto.Parser.ParseFrom(crateModel);
         var g = model.Graph;
-        var names = new Names(g, [scoreColumn, predictedIndexColumn, input.Column]);
-        var probabilities = names.Internal(CrateOnnxSchema.Probabilities);
+        var names = new Names(g, [logitsColumn, input.Column]);
+        var logits = names.Internal(CrateOnnxSchema.Logits);
         BindInput(g, names, input);
         int classes = input.Config.NumClasses;
-        g.Node.Add(Node("Reshape", scoreColumn, [probabilities, Int64Initializer(g, names.Fresh("mlnet/score_shape"), [classes], [1])]));
-        g.Node.Add(Node("ArgMax", predictedIndexColumn, [scoreColumn], Int("axis", 0), Int("keepdims", 1)));
+        g.Node.Add(Node("Reshape", logitsColumn, [logits, Int64Initializer(g, names.Fresh("mlnet/logits_shape"), [classes], [1])]));
         g.Output.Clear();
-        g.Output.Add(Tensor(scoreColumn, TensorProto.Types.DataType.Float, classes));
-        g.Output.Add(Tensor(predictedIndexColumn, TensorProto.Types.DataType.Int64, 1));
+        g.Output.Add(Tensor(logitsColumn, TensorProto.Types.DataType.Float, classes));
         return model.ToByteArray();
     }
 

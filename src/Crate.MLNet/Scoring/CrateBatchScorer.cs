@@ -13,7 +13,7 @@ namespace Crate.MLNet;
 /// </summary>
 /// <remarks>
 /// <para>The result is a lazy view: rows are scored while a cursor moves, a batch at a time, so memory stays at one batch whatever the data's
-/// size. Input columns pass through unchanged. Unlike the chain's, this <c>Score</c> carries the class names as slot names, so
+/// size. Input columns pass through unchanged. As in the chain, <c>Score</c> carries the class names as slot names, so
 /// <c>mlContext.MulticlassClassification.Evaluate</c> reports them.</para>
 /// <para>It is a scorer, not a transformer: it cannot be saved into an ML.NET model. Save the chain from the trainer (or
 /// <see cref="CrateImageClassifierEstimator"/>) for portability and use this where throughput matters. The image column must hold pixel
