@@ -1,4 +1,5 @@
 using Crate.Core.Model;
+using Crate.Reports;
 using Crate.Training;
 using Crate.Training.Analysis;
 using Crate.Training.Model;

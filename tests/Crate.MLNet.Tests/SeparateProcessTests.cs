@@ -1,6 +1,7 @@
 using System.Globalization;
 using Crate.Core.Data;
 using Microsoft.ML;
+using Microsoft.ML.Data;
 
 namespace Crate.MLNet.Tests;
 
@@ -36,15 +37,18 @@ public class SeparateProcessTests
     public void TheExportedOnnxFileScoresAlikeInAPlainMLNetPipeline() => AssertMatchesReference(RunConsumer(Fixture.OnnxPath), tolerance: 1e-5f);
 
     [Test]
-    public void ASavedImageChainScoresAlikeWhereMLNetCanReadImages()
+    public void ASavedImageChainScoresAlikeHereAndWithoutCrate()
     {
         // A pipeline from image files, as ML.NET image pipelines are saved: LoadImages, then Crate's chain for an MLImage column
-        // (resize to 28x28, grayscale, extract, ONNX). Built here from the schema alone (no pixel is read, which ML.NET's image
-        // transforms cannot do next to Crate's SkiaSharp 3); scored there, where they have their SkiaSharp 2.
+        // (resize to 28x28, grayscale, extract, ONNX). ML.NET's image transforms read pixels in this process too: Crate.MLNet
+        // keeps the SkiaSharp 2.88 they are built for.
         var ml = new MLContext(1);
-        var paths = ml.Data.LoadFromEnumerable(Array.Empty<PathRow>());
+        var paths = ml.Data.LoadFromEnumerable(_pngs.Select(p => new PathRow { ImagePath = p }));
         var load = ml.Transforms.LoadImages("Image", "", nameof(PathRow.ImagePath)).Fit(paths);
         var model = load.Append(ml.Transforms.ApplyCrateClassifier(Fixture.OnnxPath).Fit(load.Transform(paths)));
+        var here = model.Transform(paths);
+        var labels = ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(here).Transform(here).GetColumn<string>("PredictedLabel");
+        AssertMatchesReference(labels.Zip(here.GetColumn<float[]>("Score"), (l, s) => (l, s)).ToArray(), tolerance: 1e-5f);
         var zip = Fixture.PathOf("images.zip");
         ml.Model.Save(model, paths.Schema, zip);
         AssertMatchesReference(RunConsumer(zip), tolerance: 1e-5f);

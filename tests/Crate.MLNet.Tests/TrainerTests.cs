@@ -155,14 +155,43 @@ public class TrainerTests
     }
 
     [Test]
-    public void MLImagesThatMLNetCannotReadHereAreExplained()
+    public void TrainsFromImageFilesThroughLoadImagesAsFromTheirPixels()
     {
-        var ml = new MLContext(1);
-        var bgra = new byte[28 * 28 * 4];
-        var raw = ml.Data.LoadFromEnumerable(Enumerable.Range(0, 2).Select(i => new ImageRow { Label = i.ToString(), Image = MLImage.CreateFromPixels(28, 28, MLPixelFormat.Bgra32, bgra) }));
-        var data = ml.Transforms.Conversion.MapValueToKey("Label").Fit(raw).Transform(raw);
-        var e = Assert.Throws<NotSupportedException>(() => ml.MulticlassClassification.Trainers.Crate(Quick()).Fit(data));
-        Assert.That(e!.Message, Does.Contain("'Image'").And.Contain("SkiaSharp"));
+        // The same 64 training images twice: as PNG files that ML.NET's LoadImages turns into MLImages, and as pixel vectors.
+        var directory = Fixture.PathOf("train-pngs");
+        System.IO.Directory.CreateDirectory(directory);
+        var files = Enumerable.Range(0, 64).Select(i =>
+        {
+            var path = Path.Combine(directory, $"{i}.png");
+            ImageFile.SavePng(path, _train.Image(i), 1, 28, 28);
+            return new FileRow { Label = _train.ClassNames[_train.Label(i)], ImagePath = path };
+        }).ToArray();
+        var pixelRows = Enumerable.Range(0, 64).Select(i => new PixelRow { Label = files[i].Label, Image = _train.Image(i).ToArray() });
+
+        var ml = new MLContext(7);
+        var fileView = ml.Data.LoadFromEnumerable(files);
+        var imageData = ml.Transforms.LoadImages("Image", "", nameof(FileRow.ImagePath)).Append(ml.Transforms.Conversion.MapValueToKey("Label")).Fit(fileView).Transform(fileView);
+        // Each trainer on a fresh context of the same seed: the trainer draws its seed from the context.
+        var fromImages = new MLContext(7).MulticlassClassification.Trainers.Crate(Quick(Fixture.PathOf("from-images.onnx"))).Fit(imageData);
+        var pixelView = ml.Data.LoadFromEnumerable(pixelRows);
+        var pixelData = ml.Transforms.Conversion.MapValueToKey("Label").Fit(pixelView).Transform(pixelView);
+        new MLContext(7).MulticlassClassification.Trainers.Crate(Quick(Fixture.PathOf("from-pixels.onnx"))).Fit(pixelData);
+
+        // Same pixels, same seed: the same network.
+        using var a = CrateOnnxModel.Load(Fixture.PathOf("from-images.onnx"));
+        using var b = CrateOnnxModel.Load(Fixture.PathOf("from-pixels.onnx"));
+        var pixels = Fixture.Pixels(Fixture.Images);
+        Assert.That(a.Score(pixels).Probabilities.ToArray(), Is.EqualTo(b.Score(pixels).Probabilities.ToArray()).Within(1e-6f).AsCollection);
+
+        // The chain from images saves, loads and scores image files, with class names on Score.
+        var zip = Fixture.PathOf("from-images.zip");
+        ml.Model.Save(fromImages, imageData.Schema, zip);
+        var loaded = new MLContext(8).Model.Load(zip, out _);
+        var scored = loaded.Transform(imageData);
+        var expected = a.Score(Fixture.Pixels(_train.Subset(Enumerable.Range(0, 64).ToArray())));
+        var scores = scored.GetColumn<float[]>("Score").ToArray();
+        for (int i = 0; i < scores.Length; i++) Assert.That(scores[i], Is.EqualTo(expected.ProbabilitiesOf(i).ToArray()).Within(1e-5f).AsCollection, $"row {i}");
+        Assert.That(ClassifierChainTests.SlotNames(scored.Schema["Score"]), Is.EqualTo(files.Select(f => f.Label).Distinct()), "the label's key values, in key order");
     }
 
     private sealed class FloatImage
@@ -171,9 +200,15 @@ public class TrainerTests
         [VectorType(784)] public float[] Image = [];
     }
 
-    private sealed class ImageRow
+    private sealed class FileRow
     {
         public string Label = "";
-        [ImageType(28, 28)] public MLImage Image = null!;
+        public string ImagePath = "";
+    }
+
+    private sealed class PixelRow
+    {
+        public string Label = "";
+        [VectorType(1, 28, 28)] public byte[] Image = [];
     }
 }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Crate.Core.Data;
 using Crate.Core.Model;
+using Crate.Reports;
 using Crate.Training;
 using Crate.Training.Analysis;
 using Crate.Core.Segmentation;

@@ -66,15 +66,15 @@ public static class ImageFile
     {
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var bitmap = new SKBitmap(info);
-        var pixels = bitmap.GetPixelSpan();
+        var pixels = new byte[bitmap.ByteCount];
         int plane = height * width;
         for (int i = 0; i < plane; i++)
         {
             for (int c = 0; c < 3; c++) pixels[4 * i + c] = image[(channels == 1 ? 0 : c) * plane + i];
             pixels[4 * i + 3] = 255;
         }
-        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
-        IO.AtomicFile.WriteAllBytes(path, data.AsSpan());
+        SkiaPixels.Write(bitmap, pixels);
+        IO.AtomicFile.WriteAllBytes(path, SkiaPixels.EncodePng(bitmap));
     }
 
     /// <summary>Throws unless <paramref name="channels"/> is a channel count image files can be read as: 1 (grayscale) or 3 (RGB).</summary>
@@ -106,7 +106,7 @@ public static class ImageFile
         var result = codec.GetPixels(info, bitmap.GetPixels());
         if (result != SKCodecResult.Success)
             throw new DataException($"Image '{path}' is corrupt: decoding stopped with '{result}'.");
-        return new Decoded(bitmap.GetPixelSpan().ToArray(), info.Height, info.Width);
+        return new Decoded(SkiaPixels.Read(bitmap), info.Height, info.Width);
     }
 
     private static byte[] ReadBytes(string path)
@@ -166,9 +166,9 @@ public static class ImageFile
         {
             var from = new SKImageInfo(Width, Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
             using var source = new SKBitmap(from);
-            rgba.CopyTo(source.GetPixelSpan());
-            using var target = source.Resize(from.WithSize(width, height), new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear));
-            return target.GetPixelSpan().ToArray();
+            SkiaPixels.Write(source, rgba);
+            using var target = SkiaPixels.Resize(source, from.WithSize(width, height), mipmaps: true);
+            return SkiaPixels.Read(target);
         }
     }
 }

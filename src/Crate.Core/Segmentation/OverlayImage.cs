@@ -1,4 +1,5 @@
 using Crate.Core.Data.Segmentation;
+using Crate.Core.Data;
 using SkiaSharp;
 
 namespace Crate.Core.Segmentation;
@@ -67,8 +68,8 @@ public sealed class OverlayImage
         const int gap = 2;
         int h = _height * _scale, w = _width * _scale, total = _panels.Count * w + (_panels.Count - 1) * gap;
         using var bitmap = new SKBitmap(new SKImageInfo(total, h, SKColorType.Rgba8888, SKAlphaType.Opaque));
-        var rgba = bitmap.GetPixelSpan();
-        rgba.Fill(255);
+        var rgba = new byte[bitmap.ByteCount];
+        rgba.AsSpan().Fill(255);
         for (int k = 0; k < _panels.Count; k++)
         for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++)
@@ -76,8 +77,8 @@ public sealed class OverlayImage
             int src = 3 * ((y / _scale) * _width + x / _scale), dst = 4 * (y * total + k * (w + gap) + x);
             rgba[dst] = _panels[k][src]; rgba[dst + 1] = _panels[k][src + 1]; rgba[dst + 2] = _panels[k][src + 2];
         }
-        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
-        return data.ToArray();
+        SkiaPixels.Write(bitmap, rgba);
+        return SkiaPixels.EncodePng(bitmap);
     }
 
     private byte[] Rgb(ReadOnlySpan<byte> chw, int channels)

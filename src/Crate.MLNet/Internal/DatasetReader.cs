@@ -80,11 +80,12 @@ internal static class DatasetReader
     }
 
     /// <summary>
-    /// Microsoft.ML.ImageAnalytics 5.0 is built against SkiaSharp 2; Crate.Core uses SkiaSharp 3, whose binary changes
-    /// make ML.NET's pixel access fail in a process that loads both.
+    /// Microsoft.ML.ImageAnalytics 5 is built against SkiaSharp 2.88 (as Crate.MLNet is); an application that also loads SkiaSharp 3
+    /// (ScottPlot, or Crate.Reports, brings it) runs them on 3, whose changed members make ML.NET's pixel access fail.
     /// </summary>
     internal static NotSupportedException ImagesUnreadable(string column, Exception inner) =>
         new($"The image column '{column}' holds MLImage images, but ML.NET's image transforms cannot read pixels in this process: " +
-            "Microsoft.ML.ImageAnalytics 5.0 is built for SkiaSharp 2 and Crate uses SkiaSharp 3. Give Crate pixels instead: a vector of " +
-            "bytes or floats (mlContext.Data.LoadFromImageDataset with Crate's image readers, or ExtractPixels in a process without Crate).", inner);
+            $"Microsoft.ML.ImageAnalytics 5 is built for SkiaSharp 2.88 and this process loaded SkiaSharp {typeof(SkiaSharp.SKBitmap).Assembly.GetName().Version} " +
+            "(ScottPlot or Crate.Reports bring SkiaSharp 3). Keep them out of the application that reads MLImages, or give Crate pixels: a vector of bytes or " +
+            "floats (mlContext.Data.LoadFromImageDataset with Crate's image readers, or ExtractPixels in another process).", inner);
 }

@@ -149,7 +149,7 @@ public static class MaskPng
         var result = codec.GetPixels(info, bitmap.GetPixels());
         if (result == SKCodecResult.IncompleteInput) throw new DataException($"Mask '{source}' is a truncated PNG.");
         if (result != SKCodecResult.Success) throw new DataException($"Mask '{source}' could not be decoded: {result}.");
-        var rgba = bitmap.GetPixelSpan().ToArray();
+        var rgba = SkiaPixels.Read(bitmap);
         (height, width) = (info.Height, info.Width);
         return rgba;
     }

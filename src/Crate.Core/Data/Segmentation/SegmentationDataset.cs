@@ -141,14 +141,14 @@ public sealed class SegmentationDataset
     {
         if (channels is not (1 or 3)) throw new ArgumentException($"Only 1- or 3-channel images can be written as PNG, got {channels}.");
         using var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque));
-        var rgba = bitmap.GetPixelSpan();
+        var rgba = new byte[bitmap.ByteCount];
         int plane = height * width;
         for (int p = 0; p < plane; p++)
         {
             for (int c = 0; c < 3; c++) rgba[4 * p + c] = chw[(channels == 1 ? 0 : c) * plane + p];
             rgba[4 * p + 3] = 255;
         }
-        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
-        return data.ToArray();
+        SkiaPixels.Write(bitmap, rgba);
+        return SkiaPixels.EncodePng(bitmap);
     }
 }

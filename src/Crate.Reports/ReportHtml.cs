@@ -2,9 +2,10 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using Crate.Core.Data;
+using Crate.Training.Analysis;
 using Crate.Training.Segmentation;
 
-namespace Crate.Training.Analysis;
+namespace Crate.Reports;
 
 /// <summary>Builds the single-file HTML report: every PNG inlined as base64, so the file can be mailed or archived alone.</summary>
 internal static class ReportHtml

@@ -1,7 +1,7 @@
 using ScottPlot;
 using SkiaSharp;
 
-namespace Crate.Training.Analysis.Rendering;
+namespace Crate.Reports.Rendering;
 
 /// <summary>How a tile's values become colours.</summary>
 internal enum TilePalette

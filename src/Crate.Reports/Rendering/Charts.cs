@@ -1,6 +1,6 @@
 using ScottPlot;
 
-namespace Crate.Training.Analysis.Rendering;
+namespace Crate.Reports.Rendering;
 
 /// <summary>One curve: points, optional error bars (±), a palette colour index and a line style.</summary>
 internal sealed record Series(string Label, double[] Xs, double[] Ys, double[]? Errors, int Color, bool Dashed = false);

@@ -4,11 +4,12 @@ using System.Text.Json.Serialization;
 using Crate.Core.Data;
 using Crate.Core.IO;
 using Crate.Core.Model;
-using Crate.Training.Analysis.Rendering;
+using Crate.Reports.Rendering;
+using Crate.Training.Analysis;
 using Crate.Training.Model;
 using Crate.Training.Segmentation;
 
-namespace Crate.Training.Analysis;
+namespace Crate.Reports;
 
 /// <summary>A model to analyse, CRATE or the ViT baseline: a label for plots, where it came from, and how to build it (called once, then disposed).</summary>
 public sealed record ReportCheckpoint(string Label, string Source, Func<IVisionTransformer> Load);
