@@ -47,9 +47,10 @@ namespace Crate.MLNet;
 /// <see cref="ProcessTuning.Apply"/> at start-up, before anything loads libtorch: spinning OpenMP threads slow it several-fold.</para>
 /// <para><b>Class names.</b> <c>Score</c>'s slot names and <c>PredictedLabel</c>'s key values are the class names (the training label's key
 /// values), before and after <c>Save</c>/<c>Load</c>, so <c>Evaluate</c> labels per-class figures by name.</para>
-/// <para><b><see cref="MLImage"/> input.</b> Microsoft.ML.ImageAnalytics 5.0 is built against SkiaSharp 2 and Crate against SkiaSharp 3; in a
-/// process that loads Crate, ML.NET's image transforms fail when they read pixels, so training from an image column fails with a message
-/// saying so. Train from pixel vectors (<see cref="CrateDataCatalog.LoadFromImageDataset"/> with Crate's image readers).</para>
+/// <para><b><see cref="MLImage"/> input.</b> <c>LoadImages</c> -> <see cref="MLImage"/> -> this trainer works: Crate.MLNet and
+/// Microsoft.ML.ImageAnalytics 5 share SkiaSharp 2.88. In an application that also loads SkiaSharp 3 (ScottPlot, Crate.Reports) ML.NET's
+/// image transforms cannot read pixels, and training from an image column fails with a message saying so; train from pixel vectors
+/// (<see cref="CrateDataCatalog.LoadFromImageDataset"/> with Crate's image readers) there.</para>
 /// </remarks>
 public sealed class CrateImageClassificationTrainer : IEstimator<TransformerChain<ITransformer>>
 {

@@ -29,9 +29,8 @@ namespace Crate.MLNet;
 /// <see cref="MLContext.GpuDeviceId"/> and <see cref="MLContext.FallbackToCpu"/> choose the ONNX Runtime device.
 /// </para>
 /// <para>
-/// <see cref="MLImage"/> columns need ML.NET's image transforms, which Microsoft.ML.ImageAnalytics 5.0 builds against SkiaSharp 2;
-/// in a process that also loads Crate.Core (SkiaSharp 3) they fail when reading pixels. There, use pixel vectors; a saved chain
-/// that starts from images scores in a process without Crate.
+/// <see cref="MLImage"/> columns go through ML.NET's image transforms, built (as Crate.MLNet is) against SkiaSharp 2.88. In an
+/// application that also loads SkiaSharp 3 (ScottPlot, Crate.Reports) they fail when reading pixels; use pixel vectors there.
 /// </para>
 /// </remarks>
 public sealed class CrateImageClassifierEstimator : IEstimator<TransformerChain<ITransformer>>

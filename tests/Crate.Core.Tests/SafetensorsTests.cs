@@ -150,4 +150,16 @@ public class SafetensorsTests
         Assert.That(error!.Message, Does.Contain("no CRATE configuration"));
         Assert.That(CrateWeights.Load(path, Small).Config.Dim, Is.EqualTo(8));
     }
+
+    [Test]
+    public void AViTBaselineFileIsNotTakenForCrateWeights()
+    {
+        var path = Path.Combine(_dir, "vit.safetensors");
+        Safetensors.Write(path, RandomWeights(Small).Tensors, new Dictionary<string, string>
+        {
+            [CrateWeights.ConfigKey] = Small.ToJson(), [Crate.Core.Segmentation.SegmentationCheckpointFormat.ArchitectureKey] = "vit",
+        });
+        var error = Assert.Throws<SafetensorsException>(() => CrateWeights.Load(path));
+        Assert.That(error!.Message, Is.EqualTo($"Weights '{path}' hold a vit network (the ViT baseline), not CRATE; 'crate analyze' reads both."));
+    }
 }

@@ -102,10 +102,12 @@ public sealed class CrateWeights
     /// Loads a safetensors file. Its configuration comes from the file's metadata; a file without it (a
     /// converted reference checkpoint) needs <paramref name="fallback"/>.
     /// </summary>
-    /// <exception cref="SafetensorsException">Malformed file, no configuration, or tensors that do not match it.</exception>
+    /// <exception cref="SafetensorsException">Malformed file, another architecture, no configuration, or tensors that do not match it.</exception>
     public static CrateWeights Load(string path, CrateConfig? fallback = null)
     {
         var file = Safetensors.Read(path);
+        if (file.Metadata.TryGetValue(Segmentation.SegmentationCheckpointFormat.ArchitectureKey, out var architecture) && architecture != "crate")
+            throw new SafetensorsException($"Weights '{path}' hold a {architecture} network (the ViT baseline), not CRATE; 'crate analyze' reads both.");
         CrateConfig config;
         if (file.Metadata.TryGetValue(ConfigKey, out var json))
         {
