@@ -116,8 +116,11 @@ internal static class BenchMlnetCommand
             var verdict = F($"Batched scorer: {batched / rawRate:F2}x raw ONNX Runtime (target >= 0.8x: {(batched / rawRate >= 0.8 ? "met" : "NOT met")}), ") +
                           F($"{batched / perRow:F2}x ML.NET per row (target >= 3x: {(batched / perRow >= 3 ? "met" : "NOT met")}; ") +
                           F($"raw ONNX Runtime itself is {rawRate / perRow:F2}x per row, the most batching can gain for this model here).");
-            var physics = F($"Where the time goes: ONNX Runtime alone, one image per call, runs at {rawSingle:F0} images/s, so ML.NET's per-row machinery costs ") +
-                          F($"{1e3 / perRow - 1e3 / rawSingle:F2} ms per row on top of ONNX Runtime's {1e3 / rawSingle:F2} ms; batching {batch} images per call gains ") +
+            double overhead = 1e3 / perRow - 1e3 / rawSingle;   // ms per row that ML.NET adds to one ONNX Runtime call per image
+            var machinery = overhead > 0
+                ? F($"so ML.NET's per-row machinery costs {overhead:F2} ms per row on top of ONNX Runtime's {1e3 / rawSingle:F2} ms")
+                : F($"and ML.NET per row as fast ({perRow:F0} images/s): its own per-row cost is within the noise");
+            var physics = F($"Where the time goes: ONNX Runtime alone, one image per call, runs at {rawSingle:F0} images/s, {machinery}; batching {batch} images per call gains ") +
                           F($"{rawRate / rawSingle:F2}x within ONNX Runtime. The batched path computes at {Gflops(batched)}; 3x per row would be ") +
                           F($"{needed:F0} images/s = {Gflops(needed)}, against the {ceiling:F0} GFLOP/s of a 2048^3 MatMul in ONNX Runtime, measured in this run ") +
                           F($"({flops / 1e6:F1} MFLOP of matmuls per image).");
