@@ -257,7 +257,8 @@ public static class WhiteBoxReport
         string[] files = ["coding-rate.png", "sparsity.png", "dictionary-coherence.png", "subspace-coherence.png"];
         var tolerance = reports[0].Measurements.NearZeroTolerance.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture);
         WritePng(outDir, files[0], Charts.Lines("Coding rate R^c (mean ± std over images)", "layer (x.5 = after the attention step)", "R^c (nats)", rate));
-        WritePng(outDir, files[1], Charts.Lines($"Sparsity of each layer's output (mean ± std over images; near zero: |x| <= {tolerance} rms)", "layer", "fraction of entries", sparsity));
+        WritePng(outDir, files[1], Charts.Lines("Sparsity of each layer's output (mean ± std over images)", "layer",
+            $"fraction of entries (solid: = 0; dashed: |x| <= {tolerance} rms)", sparsity));
         WritePng(outDir, files[2], Charts.Lines("Dictionary coherence (CRATE: ISTA D; ViT: MLP W_2)", "layer", "|cos| between atoms", dictionary));
         WritePng(outDir, files[3], Charts.Lines("Head subspace coherence", "layer", "||Q_i^T Q_j||_F / sqrt(p)", subspaces));
         return files;

@@ -89,13 +89,15 @@ internal static class AnalyzeCommand
 
     /// <summary>
     /// Reads weights (CRATE, or a ViT baseline's trunk file) or a training checkpoint of either (labelled with its epoch). The label is
-    /// the network and the file name without extension, or the path when two files share a name.
+    /// the network and the file name without extension, with its relative folder when two files share a name.
     /// </summary>
     private static Opened Open(FileInfo file, FileInfo[] all)
     {
         if (!file.Exists) throw new FileNotFoundException($"Weights file '{file.FullName}' does not exist.");
         var name = Path.GetFileNameWithoutExtension(file.Name);
-        var label = all.Count(f => Path.GetFileNameWithoutExtension(f.Name) == name) > 1 ? Path.GetRelativePath(Environment.CurrentDirectory, file.FullName) : name;
+        var label = all.Count(f => Path.GetFileNameWithoutExtension(f.Name) == name) > 1
+            ? Path.Combine(Path.GetRelativePath(Environment.CurrentDirectory, file.DirectoryName!), name)
+            : name;
         if (string.Equals(file.Extension, ".ckpt", StringComparison.OrdinalIgnoreCase))
         {
             var checkpoint = Checkpoint.Load(file.FullName);

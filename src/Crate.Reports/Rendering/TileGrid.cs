@@ -33,13 +33,15 @@ internal static class TileGrid
     public static byte[] Png(string title, IReadOnlyList<string> rowLabels, IReadOnlyList<string> columnLabels, Tile?[,] tiles, int cell)
     {
         int rows = tiles.GetLength(0), cols = tiles.GetLength(1);
-        int width = LabelWidth + cols * (cell + Gap) + Gap, height = TitleHeight + LabelHeight + rows * (cell + Gap) + Gap;
-        using var surface = SKSurface.Create(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul));
-        var canvas = surface.Canvas;
-        canvas.Clear(SKColors.White);
         using var text = new SKPaint { Color = SKColors.Black, IsAntialias = true };
         using var titleFont = new SKFont(SKTypeface.Default, 15);
         using var labelFont = new SKFont(SKTypeface.Default, 12);
+        // As wide as the grid, or as the title where that is longer (long checkpoint labels).
+        int width = Math.Max(LabelWidth + cols * (cell + Gap) + Gap, (int)Math.Ceiling(titleFont.MeasureText(title, text)) + 2 * Gap);
+        int height = TitleHeight + LabelHeight + rows * (cell + Gap) + Gap;
+        using var surface = SKSurface.Create(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul));
+        var canvas = surface.Canvas;
+        canvas.Clear(SKColors.White);
         canvas.DrawText(title, Gap, 19, SKTextAlign.Left, titleFont, text);
         for (int c = 0; c < cols && c < columnLabels.Count; c++)
             canvas.DrawText(columnLabels[c], LabelWidth + c * (cell + Gap) + cell / 2f, TitleHeight + 14, SKTextAlign.Center, labelFont, text);
