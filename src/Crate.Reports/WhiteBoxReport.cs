@@ -248,17 +248,15 @@ public static class WhiteBoxReport
             var zigzag = layers.SelectMany(m => new[] { (X: m.Layer, S: m.CodingRate), (X: m.Layer + 0.5, S: m.CodingRateAfterMssa) }).ToArray();
             rate.Add(new Series(label, zigzag.Select(p => p.X).ToArray(), zigzag.Select(p => p.S.Mean).ToArray(), zigzag.Select(p => p.S.Std).ToArray(), c));
             sparsity.Add(new Series($"{label}: exact zeros", depth, layers.Select(m => m.Sparsity.Mean).ToArray(), layers.Select(m => m.Sparsity.Std).ToArray(), c));
-            sparsity.Add(new Series($"{label}: near zero", depth, layers.Select(m => m.NearZero.Mean).ToArray(), layers.Select(m => m.NearZero.Std).ToArray(), c, Dashed: true));
+            sparsity.Add(new Series(FormattableString.Invariant($"{label}: |x| <= {reports[c].Measurements.NearZeroTolerance} rms"), depth, layers.Select(m => m.NearZero.Mean).ToArray(), layers.Select(m => m.NearZero.Std).ToArray(), c, Dashed: true));
             dictionary.Add(new Series($"{label}: max", depth, layers.Select(m => m.Dictionary.MaxAbsCosine).ToArray(), null, c));
             dictionary.Add(new Series($"{label}: mean", depth, layers.Select(m => m.Dictionary.MeanAbsCosine).ToArray(), null, c, Dashed: true));
             subspaces.Add(new Series($"{label}: max", depth, layers.Select(m => m.Subspaces.MaxOffDiagonal).ToArray(), null, c));
             subspaces.Add(new Series($"{label}: mean", depth, layers.Select(m => m.Subspaces.MeanOffDiagonal).ToArray(), null, c, Dashed: true));
         }
         string[] files = ["coding-rate.png", "sparsity.png", "dictionary-coherence.png", "subspace-coherence.png"];
-        var tolerance = reports[0].Measurements.NearZeroTolerance.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture);
         WritePng(outDir, files[0], Charts.Lines("Coding rate R^c (mean ± std over images)", "layer (x.5 = after the attention step)", "R^c (nats)", rate));
-        WritePng(outDir, files[1], Charts.Lines("Sparsity of each layer's output (mean ± std over images)", "layer",
-            $"fraction of entries (solid: = 0; dashed: |x| <= {tolerance} rms)", sparsity));
+        WritePng(outDir, files[1], Charts.Lines("Sparsity of each layer's output (mean ± std over images)", "layer", "fraction of entries", sparsity));
         WritePng(outDir, files[2], Charts.Lines("Dictionary coherence (CRATE: ISTA D; ViT: MLP W_2)", "layer", "|cos| between atoms", dictionary));
         WritePng(outDir, files[3], Charts.Lines("Head subspace coherence", "layer", "||Q_i^T Q_j||_F / sqrt(p)", subspaces));
         return files;
