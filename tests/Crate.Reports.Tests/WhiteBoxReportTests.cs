@@ -2,7 +2,9 @@ using Crate.Core.Data;
 using Crate.Core.Model;
 using Crate.Reports;
 using Crate.Training.Analysis;
+using Crate.Training;
 using Crate.Training.Model;
+using Crate.Training.Segmentation;
 using Crate.Training.Tests.Analysis;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -105,14 +107,10 @@ public class WhiteBoxReportTests
     {
         var data = TestImages.Random(7, 6);
         var crate = new CrateModel(Tiny).ToWeights();
-        List<Core.Weights.NamedTensor> vitTensors;
-        using (var trained = new VitModel(Tiny)) vitTensors = TrunkWeights.Snapshot(trained);
-        VitModel Vit()
-        {
-            var model = new VitModel(Tiny);
-            TrunkWeights.Load(model, vitTensors, "test");
-            return model;
-        }
+        // The ViT as 'crate train --arch vit' writes it, loaded back for each use.
+        var vitFile = Path.Combine(Path.GetTempPath(), $"crate-report-vit-{Guid.NewGuid():N}.safetensors");
+        using (var trained = new VitModel(Tiny)) Checkpoint.SaveWeights(vitFile, trained);
+        VitModel Vit() => (VitModel)SegmentationCheckpoint.Load(vitFile).Trunk;
         var options = new WhiteBoxReportOptions { BatchSize = 3, AttentionImages = 2, AtomsShown = 4 };
         var report = WhiteBoxReport.Write(_dir, [new ReportCheckpoint("crate", "c", () => FromWeights(crate)), new ReportCheckpoint("vit", "v", Vit)], data, options);
 
@@ -124,6 +122,7 @@ public class WhiteBoxReportTests
         var html = File.ReadAllText(Path.Combine(_dir, WhiteBoxReport.HtmlFile));
         Assert.That(html, Does.Contain("<td class=l>vit</td>").And.Contain("MLP output atoms"));
         using var vit = Vit();
+        File.Delete(vitFile);
         var expected = WhiteBox.Measure(vit, data, options.BatchSize);
         for (int l = 0; l < Tiny.Depth; l++)
         {
