@@ -210,8 +210,6 @@ public sealed class CrateTrainer
     private sealed class Run(TrainerOptions o, CrateModel model, CrateOptimizer optimizer, BatchLoader loader, LearningRateSchedule schedule,
         int stepsPerEpoch, bool bfloat16, CancellationToken cancellation)
     {
-        private readonly Parameter[] _parameters = model.parameters().ToArray();
-
         public EpochMetrics TrainEpoch(int epoch, TrainingState state)
         {
             model.train();
@@ -236,8 +234,7 @@ public sealed class CrateTrainer
                     if (!float.IsFinite(loss)) throw Diverged(loss, epoch, step, lr, state);
                     optimizer.ZeroGrad();
                     lossTensor.backward();
-                    if (o.GradClipNorm > 0) nn.utils.clip_grad_norm_(_parameters, o.GradClipNorm);
-                    optimizer.Step(lr);
+                    optimizer.Step(lr, o.GradClipNorm);
                     correct += logits.argmax(1).eq(b.Labels).sum().item<long>();
                 }
                 lossSum += (double)loss * b.Count;
