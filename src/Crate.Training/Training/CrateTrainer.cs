@@ -74,7 +74,7 @@ public sealed class CrateTrainer
         var model = new CrateModel(config);
         if (resume != null) model.LoadWeights(resume.Weights);
         else if (o.InitialWeights != null) InitialiseFrom(model, o.InitialWeights);
-        using var optimizer = CrateOptimizer.Create(o.Optimizer, CrateOptimizer.Split(model), o.WeightDecay, o.Beta1, o.Beta2);
+        using var optimizer = CrateOptimizer.Create(o.Optimizer, CrateOptimizer.Split(model), o.WeightDecay, o.Beta1, o.Beta2, o.EmaDecay);
         var state = new TrainingState { Seed = o.Seed, Optimizer = o.Optimizer };
         CrateWeights? best = null;
         if (resume != null)
@@ -104,7 +104,13 @@ public sealed class CrateTrainer
             }
             cancellation.ThrowIfCancellationRequested();
             var metrics = run.TrainEpoch(epoch, state);
-            var scores = validation != null ? Evaluate(model, validation, o, cancellation) : null;
+            EvaluationResult? scores;
+            CrateWeights current;
+            using (o.EmaDecay > 0 ? optimizer.UseAverage() : null)   // validation and the kept weights see the average; checkpoints keep both
+            {
+                scores = validation != null ? Evaluate(model, validation, o, cancellation) : null;
+                current = model.ToWeights();
+            }
             var previous = state.BestEpoch > 0 ? state.History[state.BestEpoch - 1] : null;
             bool isBest = scores == null || previous == null || scores.Top1 > previous.ValidationTop1
                 || (scores.Top1 == previous.ValidationTop1 && scores.Loss < previous.ValidationLoss);
@@ -117,7 +123,7 @@ public sealed class CrateTrainer
                 EpochsWithoutImprovement = isBest ? 0 : state.EpochsWithoutImprovement + 1,
                 History = [.. state.History, metrics],
             };
-            if (isBest) best = model.ToWeights();
+            if (isBest) best = current;
             if (o.CheckpointDirectory is { } dir)
             {
                 var last = Path.Combine(dir, Checkpoint.LastFile);
@@ -191,7 +197,7 @@ public sealed class CrateTrainer
             {
                 ["epochs"] = o.Epochs, ["batch_size"] = o.BatchSize, ["learning_rate"] = o.LearningRate, ["min_learning_rate"] = o.MinLearningRate,
                 ["warmup_epochs"] = o.WarmupEpochs, ["weight_decay"] = o.WeightDecay, ["optimizer"] = o.Optimizer.ToString(),
-                ["label_smoothing"] = o.LabelSmoothing, ["grad_clip_norm"] = o.GradClipNorm, ["augmentation"] = o.Augmentation.ToString(),
+                ["label_smoothing"] = o.LabelSmoothing, ["grad_clip_norm"] = o.GradClipNorm, ["augmentation"] = o.Augmentation.ToString(), ["ema_decay"] = o.EmaDecay,
                 ["validation_fraction"] = o.ValidationSet != null ? null : o.ValidationFraction, ["early_stopping_patience"] = o.EarlyStoppingPatience,
                 ["seed"] = o.Seed, ["threads"] = o.Threads, ["max_steps_per_epoch"] = o.MaxStepsPerEpoch,
                 ["bfloat16"] = o.BFloat16 ?? MixedPrecision.CpuSupportsBFloat16,

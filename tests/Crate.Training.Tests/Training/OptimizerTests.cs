@@ -183,4 +183,26 @@ public class OptimizerTests
         Assert.That((head - old).abs().max().item<float>(), Is.GreaterThan(1e-4f), "the module's own tensor moved");
         Assert.That(Values(model.forward(images)), Is.Not.EqualTo(Values(before)));
     }
+
+    [Test]
+    public void The_moving_average_follows_each_step_and_stands_in_until_disposed()
+    {
+        // Lion with lr 0.1 and no decay moves p by -0.1 sign(c): p1 = [0.9, 2.1], p2 = [0.8, 2.2] for the gradients below.
+        var p = new Parameter(torch.tensor(new[] { 1.0f, 2.0f }));
+        using var lion = new LionOptimizer([new("p", p, Decay: false)], weightDecay: 0, averageDecay: 0.5);
+        Assert.That(lion.Slots, Is.EqualTo(new[] { "exp_avg", CrateOptimizer.AverageSlot }));
+        Backward(p, [1.0f, -1.0f]);
+        lion.Step(0.1);
+        lion.ZeroGrad();
+        Backward(p, [1.0f, -1.0f]);
+        lion.Step(0.1);
+        // average = 0.5 (0.5 p0 + 0.5 p1) + 0.5 p2 = 0.25 p0 + 0.25 p1 + 0.5 p2
+        float[] expected = [0.25f * 1.0f + 0.25f * 0.9f + 0.5f * 0.8f, 0.25f * 2.0f + 0.25f * 2.1f + 0.5f * 2.2f];
+        Assert.That(Values(lion.State().Single(s => s.Name == "p/average").Value), Is.EqualTo(expected).Within(1e-6f));
+        using (lion.UseAverage())
+            Assert.That(Values(p), Is.EqualTo(expected).Within(1e-6f));
+        Assert.That(Values(p), Is.EqualTo(new[] { 0.8f, 2.2f }).Within(1e-6f), "the trained values are back");
+        using var plain = new LionOptimizer([new("q", new Parameter(torch.zeros(1)), Decay: false)], weightDecay: 0);
+        Assert.That(() => plain.UseAverage(), Throws.InvalidOperationException.With.Message.Contains("no moving average"));
+    }
 }

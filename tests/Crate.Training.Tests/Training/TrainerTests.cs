@@ -82,9 +82,10 @@ public class TrainerTests
         Assert.That(result.ClassCorrect.Sum(), Is.EqualTo(top1));
     }
 
-    [TestCase(OptimizerKind.AdamW)]
-    [TestCase(OptimizerKind.Lion)]
-    public void Resumed_run_equals_uninterrupted_run(OptimizerKind optimizer)
+    [TestCase(OptimizerKind.AdamW, 0.0)]
+    [TestCase(OptimizerKind.Lion, 0.0)]
+    [TestCase(OptimizerKind.AdamW, 0.9)]
+    public void Resumed_run_equals_uninterrupted_run(OptimizerKind optimizer, double ema)
     {
         // Dropout and augmentation are on, so libtorch's generator and the loader's seeded choices both matter.
         var config = Small with { Dropout = 0.1 };
@@ -93,7 +94,7 @@ public class TrainerTests
         {
             Epochs = 4, BatchSize = 64, Optimizer = optimizer, LearningRate = optimizer == OptimizerKind.Lion ? 3e-4 : 1e-3,
             Augmentation = new Augmentation { CropPadding = 2, HorizontalFlip = true }, ValidationFraction = 0.2, Seed = 11,
-            CheckpointDirectory = dir, OnEpoch = onEpoch, Threads = Threads,
+            CheckpointDirectory = dir, OnEpoch = onEpoch, Threads = Threads, EmaDecay = ema,
         };
         var straight = new CrateTrainer(Options(Path.Combine(_dir, "a"))).Train(config, data);
 
@@ -111,6 +112,26 @@ public class TrainerTests
             Assert.That(b.Data, Is.EqualTo(a.Data), $"{a.Name} differs after resuming");
         foreach (var (a, b) in expected.OptimizerState.Zip(actual.OptimizerState))
             Assert.That(b.Data, Is.EqualTo(a.Data), $"optimizer state {a.Name} differs after resuming");
+    }
+
+    [Test]
+    public void With_an_EMA_the_saved_weights_are_the_average_and_the_checkpoint_keeps_the_trained_ones()
+    {
+        var data = GeneratedShapes.Create(192, seed: 6);
+        var result = new CrateTrainer(new TrainerOptions
+        {
+            Epochs = 2, BatchSize = 64, ValidationFraction = 0, EmaDecay = 0.8, CheckpointDirectory = _dir, Seed = 3, Threads = Threads,
+        }).Train(Small, data);
+        var checkpoint = Checkpoint.Load(Path.Combine(_dir, Checkpoint.LastFile));
+        var average = checkpoint.OptimizerState.Where(t => t.Name.EndsWith("/" + CrateOptimizer.AverageSlot, StringComparison.Ordinal))
+            .ToDictionary(t => t.Name[..t.Name.IndexOf('/')], t => t.Data);
+        var saved = CrateWeights.Load(Path.Combine(_dir, Checkpoint.WeightsFile));
+        Assert.That(average.Keys, Is.EquivalentTo(saved.Tensors.Select(t => t.Name)));
+        foreach (var t in saved.Tensors)
+            Assert.That(t.Data, Is.EqualTo(average[t.Name]), $"{t.Name}: the saved weights are the average");
+        var trained = checkpoint.Weights.Tensors.Single(t => t.Name == "mlp_head.1.weight");
+        Assert.That(trained.Data, Is.Not.EqualTo(average["mlp_head.1.weight"]), "the checkpoint's model holds the trained weights");
+        Assert.That(result.Model.ToWeights().Tensors.Single(t => t.Name == "mlp_head.1.weight").Data, Is.EqualTo(average["mlp_head.1.weight"]));
     }
 
     [Test]
