@@ -51,7 +51,7 @@ public sealed class Mssa : nn.Module<Tensor, Tensor>
         using var quarter = Math.Pow(_dimHead, -0.25).ToScalar();
         using var unquarter = Math.Pow(_dimHead, 0.25).ToScalar();
         // w = U_k z p^(-1/4) per head, [B, H, T, p], made contiguous once for the batched products below. The attention
-        // is written out rather than fused: libtorch's fused kernel measured slower here (its bfloat16 backward 20x).
+        // is written out rather than fused: libtorch's fused kernel measured slower here (its bfloat16 backward 15-25x).
         var w = nn.functional.linear(z.to(type), qkv.weight!.mul(quarter).to(type))
             .view(b, t, _heads, _dimHead).transpose(1, 2).contiguous();
         var a = GramMatrix.apply(w).to(ScalarType.Float32).softmax(-1);                   // softmax(w w^T), float32
