@@ -159,23 +159,73 @@ public class ModelTests
     }
 
     [Test]
-    public void MixedPrecisionStaysCloseToFloat32AndKeepsFloat32Gradients()
+    public void MssaGradientsEqualThoseOfThePlainFormula()
     {
+        // The block folds 1/sqrt(p) into U and the output projection and has its own backward for w w^T; the plain
+        // formula, differentiated by autograd, must give the same gradients for the input and every weight.
+        const int batch = 3, tokens = 7, dim = 12, heads = 3, dimHead = 4;
+        using var scope = torch.NewDisposeScope();
+        var mssa = new Mssa(dim, heads, dimHead, dropout: 0);
+        var weights = mssa.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
+        var z = torch.randn(batch, tokens, dim).requires_grad_();
+        var upstream = torch.randn(batch, tokens, dim);
+
+        mssa.forward(z).mul(upstream).sum().backward();
+        var actual = new[] { z.grad!, weights["qkv.weight"].grad!, weights["to_out.0.weight"].grad!, weights["to_out.0.bias"].grad! }
+            .Select(g => g.clone()).ToArray();
+
+        var zr = z.detach().clone().requires_grad_();
+        var (u, wOut, bOut) = (weights["qkv.weight"].detach().clone().requires_grad_(), weights["to_out.0.weight"].detach().clone().requires_grad_(),
+            weights["to_out.0.bias"].detach().clone().requires_grad_());
+        var w = torch.matmul(zr, u.t()).view(batch, tokens, heads, dimHead).transpose(1, 2);
+        var a = torch.matmul(w, w.transpose(-1, -2)).div(Math.Sqrt(dimHead)).softmax(-1);
+        var merged = torch.matmul(a, w).transpose(1, 2).reshape(batch, tokens, heads * dimHead);
+        var reference = torch.matmul(merged, wOut.t()).add(bOut);
+        Assert.That((mssa.forward(z) - reference).abs().max().item<float>(), Is.LessThan(1e-5f), "forward");
+        reference.mul(upstream).sum().backward();
+        var expected = new[] { zr.grad!, u.grad!, wOut.grad!, bOut.grad! };
+        string[] names = ["input", "U", "output projection", "output bias"];
+        for (int i = 0; i < expected.Length; i++)
+        {
+            var error = ((actual[i] - expected[i]).abs().max() / expected[i].abs().max()).item<float>();
+            Assert.That(error, Is.LessThan(1e-5f), names[i]);
+        }
+    }
+
+    [Test]
+    public void MixedPrecisionStaysCloseToFloat32InLogitsAndEveryGradient()
+    {
+        // The stated tolerance of bfloat16 products against float32 (BENCHMARKS.md, docs/training.md): logits within 5%
+        // of their largest magnitude; every parameter's gradient within 10% in L2 and at cosine >= 0.99 (measured on
+        // CRATE-mini at initialisation: 1.6%, 5.7% and 0.998 at worst).
         using var scope = torch.NewDisposeScope();
         using var model = new CrateModel(CratePresets.Mini with { Depth = 3 });
-        model.eval();
-        var images = torch.randn(8, 1, 28, 28);
-        var exact = model.forward(images);
+        model.train();
+        var images = torch.randn(16, 1, 28, 28);
+        var labels = torch.randint(0, 10, 16);
+        Dictionary<string, Tensor> Gradients(out Tensor logits)
+        {
+            foreach (var p in model.parameters()) p.grad = null;
+            logits = model.forward(images);
+            nn.functional.cross_entropy(logits, labels).backward();
+            return model.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.clone());
+        }
+        var exact = Gradients(out var exactLogits);
         model.BFloat16 = true;
-        var mixed = model.forward(images);
-        Assert.That(mixed.dtype, Is.EqualTo(ScalarType.Float32));
-        var relative = ((mixed - exact).abs().max() / exact.abs().max()).item<float>();
+        var mixed = Gradients(out var mixedLogits);
+
+        Assert.That(mixedLogits.dtype, Is.EqualTo(ScalarType.Float32));
+        var relative = ((mixedLogits - exactLogits).abs().max() / exactLogits.abs().max()).item<float>();
         Assert.That(relative, Is.GreaterThan(0f), "bfloat16 products must actually be used");
-        Assert.That(relative, Is.LessThan(0.05f), "bfloat16 keeps logits within a few percent");
-        mixed.sum().backward();
-        var grad = model.Layers[0].Sparsify.Block.D.grad;
-        Assert.That(grad, Is.Not.Null);
-        Assert.That(grad!.dtype, Is.EqualTo(ScalarType.Float32));
-        Assert.That(grad.abs().sum().item<float>(), Is.GreaterThan(0f));
+        Assert.That(relative, Is.LessThan(0.05f), "logits");
+        foreach (var (name, e) in exact)
+        {
+            var m = mixed[name];
+            Assert.That(m.dtype, Is.EqualTo(ScalarType.Float32), name);
+            var error = ((m - e).norm() / e.norm()).item<float>();
+            var cosine = ((m * e).sum() / (m.norm() * e.norm())).item<float>();
+            Assert.That(error, Is.LessThan(0.1f), $"{name}: relative L2 error of the gradient");
+            Assert.That(cosine, Is.GreaterThan(0.99f), $"{name}: cosine of the gradients");
+        }
     }
 }

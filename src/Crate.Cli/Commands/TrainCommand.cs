@@ -33,6 +33,7 @@ internal static class TrainCommand
         optimizer.AcceptOnlyFromAmong("adamw", "lion");
         var smoothing = NumberOption.Real("--label-smoothing", "Label smoothing (default 0.1).");
         var clip = NumberOption.Real("--grad-clip", "Gradient norm clip, 0 for none (default 1).");
+        var ema = NumberOption.Real("--ema", "Decay of an exponential moving average of the weights, which is validated and saved; 0 for none (default 0).");
         var augment = new Option<string?>("--augment") { Description = "Augmentation: none, crop[=PAD], resized-crop[=MINSCALE], flip; comma-separated (default none)." };
         var valFraction = NumberOption.Real("--val-fraction", "Fraction of the training data held out for validation, 0 for none (default 0.1).");
         var patience = NumberOption.Integer("--patience", "Early stopping: epochs without a better validation top-1 (default 0: off).");
@@ -53,7 +54,7 @@ internal static class TrainCommand
 
         var command = new Command("train", "Train a CRATE classifier (or the ViT baseline) with progress, checkpoints, metrics.json and a training-curve PNG.")
         {
-            preset, recipe, epochs, batchSize, lr, minLr, warmup, weightDecay, optimizer, smoothing, clip, augment, valFraction, patience, seed,
+            preset, recipe, epochs, batchSize, lr, minLr, warmup, weightDecay, optimizer, smoothing, clip, ema, augment, valFraction, patience, seed,
             precision, threads, steps, testLimit, noTest, output, resume, initFrom, arch, mlpRatio, keepEpochs,
         };
         data.AddTo(command);
@@ -77,6 +78,7 @@ internal static class TrainCommand
                 Optimizer = parse.GetValue(optimizer) is { } o ? Enum.Parse<OptimizerKind>(o, ignoreCase: true) : defaults.Optimizer,
                 LabelSmoothing = parse.GetValue(smoothing) ?? defaults.LabelSmoothing,
                 GradClipNorm = parse.GetValue(clip) ?? defaults.GradClipNorm,
+                EmaDecay = parse.GetValue(ema) ?? defaults.EmaDecay,
                 Augmentation = parse.GetValue(augment) is { } a ? Augmentation.Parse(a) : defaults.Augmentation,
                 ValidationFraction = parse.GetValue(valFraction) ?? defaults.ValidationFraction,
                 EarlyStoppingPatience = parse.GetValue(patience) ?? defaults.EarlyStoppingPatience,
@@ -115,7 +117,7 @@ internal static class TrainCommand
 
             Console.WriteLine($"data: '{spec}' {train.Count} training images ({train.Channels}x{train.Height}x{train.Width}, {train.ClassNames.Count} classes){(test != null ? $", {test.Count} test images" : "")}");
             Console.WriteLine($"model: {(options.Architecture == Architectures.Vit ? $"ViT baseline (MLP ratio {options.MlpRatio}) of " : "")}{architecture with { Channels = train.Channels, NumClasses = train.ClassNames.Count }}");
-            Console.WriteLine($"training: {options.Optimizer}, lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, batch {options.BatchSize}, {options.Epochs} epochs, augmentation {options.Augmentation}, {(options.BFloat16 ?? MixedPrecision.CpuSupportsBFloat16 ? "bfloat16" : "float32")} products, {options.Threads} threads, out {outDir}{(options.Resume ? " (resuming)" : "")}");
+            Console.WriteLine($"training: {options.Optimizer}, lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, batch {options.BatchSize}, {options.Epochs} epochs, augmentation {options.Augmentation}, {(options.EmaDecay > 0 ? $"EMA {options.EmaDecay.ToString(CultureInfo.InvariantCulture)}, " : "")}{(options.BFloat16 ?? MixedPrecision.CpuSupportsBFloat16 ? "bfloat16" : "float32")} products, {options.Threads} threads, out {outDir}{(options.Resume ? " (resuming)" : "")}");
 
             TrainingResult result;
             try

@@ -43,7 +43,10 @@ public sealed class Ista : nn.Module<Tensor, Tensor>
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
-        using var threshold = (_eta * _lambda).ToScalar();   // scoped, as in Mssa: never left to the finalizer mid-call
-        return nn.functional.relu(MixedPrecision.MatMul(x, StepMatrix(), BFloat16).sub(threshold));
+        // -eta lambda rides in the product as its bias (linear computes x W^T + b, so W = M^T): no pass of its own.
+        // A scoped Scalar, as in Mssa: an implicit one can be finalized while libtorch still reads it.
+        using var shift = (-_eta * _lambda).ToScalar();
+        var threshold = torch.full([weight.shape[0]], shift, dtype: weight.dtype, device: weight.device);
+        return nn.functional.relu(MixedPrecision.Linear(x, StepMatrix().t(), threshold, BFloat16), inplace: true);
     }
 }

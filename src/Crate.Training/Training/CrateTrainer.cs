@@ -79,7 +79,7 @@ public sealed class CrateTrainer
             throw new TrainingException($"The checkpoint was trained with {resume.Architecture}, {resume.State.Optimizer}, seed {resume.State.Seed}; this run asks for {o.Architecture}, {o.Optimizer}, seed {o.Seed}. Resume with the same options.");
         var model = resume?.CreateModel() ?? Architectures.Create(o.Architecture, config, o.MlpRatio);
         if (resume == null && o.InitialWeights != null) InitialiseFrom((CrateModel)model, o.InitialWeights);   // Validate: initial weights only for CRATE
-        using var optimizer = CrateOptimizer.Create(o.Optimizer, CrateOptimizer.Split(model.Module), o.WeightDecay, o.Beta1, o.Beta2);
+        using var optimizer = CrateOptimizer.Create(o.Optimizer, CrateOptimizer.Split(model.Module), o.WeightDecay, o.Beta1, o.Beta2, o.EmaDecay);
         var state = new TrainingState { Seed = o.Seed, Optimizer = o.Optimizer };
         IReadOnlyList<NamedTensor>? best = null;
         if (resume != null)
@@ -107,7 +107,13 @@ public sealed class CrateTrainer
             }
             cancellation.ThrowIfCancellationRequested();
             var metrics = run.TrainEpoch(epoch, state);
-            var scores = validation != null ? Evaluate(model, validation, o, cancellation) : null;
+            EvaluationResult? scores;
+            IReadOnlyList<NamedTensor> current;
+            using (o.EmaDecay > 0 ? optimizer.UseAverage() : null)   // validation and the kept weights see the average; checkpoints keep both
+            {
+                scores = validation != null ? Evaluate(model, validation, o, cancellation) : null;
+                current = ResumeTensors.Module(model.Module).ToList();
+            }
             var previous = state.BestEpoch > 0 ? state.History[state.BestEpoch - 1] : null;
             bool isBest = scores == null || previous == null || scores.Top1 > previous.ValidationTop1
                 || (scores.Top1 == previous.ValidationTop1 && scores.Loss < previous.ValidationLoss);
@@ -120,12 +126,12 @@ public sealed class CrateTrainer
                 EpochsWithoutImprovement = isBest ? 0 : state.EpochsWithoutImprovement + 1,
                 History = [.. state.History, metrics],
             };
-            if (isBest) best = ResumeTensors.Module(model.Module).ToList();
+            if (isBest) best = current;
             if (o.CheckpointDirectory is { } dir)
             {
                 try
                 {
-                    SaveEpoch(dir, model, optimizer, state, isBest, o.KeepEpochWeights);
+                    SaveEpoch(dir, model, optimizer, state, isBest, o.KeepEpochWeights, o.EmaDecay > 0);
                     WriteReport(dir, config, o, state, train.Count, validation?.Count ?? 0, null, "training", clock.Elapsed);
                 }
                 catch (DiskFullException e)
@@ -151,9 +157,13 @@ public sealed class CrateTrainer
     /// continues from, so it never claims an epoch whose best weights a crash kept from being written; a run resumed
     /// after such a crash trains that epoch again and rewrites the same files.
     /// </summary>
-    private static void SaveEpoch(string dir, IVisionTransformer model, CrateOptimizer optimizer, TrainingState state, bool isBest, bool keepEpoch)
+    private static void SaveEpoch(string dir, IVisionTransformer model, CrateOptimizer optimizer, TrainingState state, bool isBest, bool keepEpoch,
+        bool averaged)
     {
-        if (keepEpoch) Checkpoint.SaveWeights(Path.Combine(dir, Checkpoint.EpochWeightsFile(state.CompletedEpochs)), model);
+        // Weight files hold the moving average when there is one; checkpoints hold the trained values (the average is an optimiser slot).
+        if (keepEpoch)
+            using (averaged ? optimizer.UseAverage() : null)
+                Checkpoint.SaveWeights(Path.Combine(dir, Checkpoint.EpochWeightsFile(state.CompletedEpochs)), model);
         var last = Path.Combine(dir, Checkpoint.LastFile);
         if (!isBest)
         {
@@ -162,7 +172,8 @@ public sealed class CrateTrainer
         }
         var bestCheckpoint = Path.Combine(dir, Checkpoint.BestFile);
         Checkpoint.Save(bestCheckpoint, model, optimizer, state);
-        Checkpoint.SaveWeights(Path.Combine(dir, Checkpoint.WeightsFile), model);   // the model holds the best weights now
+        using (averaged ? optimizer.UseAverage() : null)
+            Checkpoint.SaveWeights(Path.Combine(dir, Checkpoint.WeightsFile), model);   // the model holds the best weights now
         Checkpoint.CopyAtomically(bestCheckpoint, last);
     }
 
@@ -220,7 +231,7 @@ public sealed class CrateTrainer
             {
                 ["epochs"] = o.Epochs, ["batch_size"] = o.BatchSize, ["learning_rate"] = o.LearningRate, ["min_learning_rate"] = o.MinLearningRate,
                 ["warmup_epochs"] = o.WarmupEpochs, ["weight_decay"] = o.WeightDecay, ["optimizer"] = o.Optimizer.ToString(),
-                ["label_smoothing"] = o.LabelSmoothing, ["grad_clip_norm"] = o.GradClipNorm, ["augmentation"] = o.Augmentation.ToString(),
+                ["label_smoothing"] = o.LabelSmoothing, ["grad_clip_norm"] = o.GradClipNorm, ["augmentation"] = o.Augmentation.ToString(), ["ema_decay"] = o.EmaDecay,
                 ["validation_fraction"] = o.ValidationSet != null ? null : o.ValidationFraction, ["early_stopping_patience"] = o.EarlyStoppingPatience,
                 ["seed"] = o.Seed, ["threads"] = o.Threads, ["max_steps_per_epoch"] = o.MaxStepsPerEpoch,
                 ["bfloat16"] = o.BFloat16 ?? MixedPrecision.CpuSupportsBFloat16,
@@ -239,8 +250,6 @@ public sealed class CrateTrainer
     private sealed class Run(TrainerOptions o, IVisionTransformer model, CrateOptimizer optimizer, BatchLoader loader, LearningRateSchedule schedule,
         int stepsPerEpoch, bool bfloat16, CancellationToken cancellation)
     {
-        private readonly Parameter[] _parameters = model.Module.parameters().ToArray();
-
         public EpochMetrics TrainEpoch(int epoch, TrainingState state)
         {
             model.Module.train();
@@ -265,8 +274,7 @@ public sealed class CrateTrainer
                     if (!float.IsFinite(loss)) throw Diverged(loss, epoch, step, lr, state);
                     optimizer.ZeroGrad();
                     lossTensor.backward();
-                    if (o.GradClipNorm > 0) nn.utils.clip_grad_norm_(_parameters, o.GradClipNorm);
-                    optimizer.Step(lr);
+                    optimizer.Step(lr, o.GradClipNorm);
                     correct += logits.argmax(1).eq(b.Labels).sum().item<long>();
                 }
                 lossSum += (double)loss * b.Count;

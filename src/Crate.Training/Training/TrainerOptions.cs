@@ -40,6 +40,12 @@ public sealed record TrainerOptions
     public double LabelSmoothing { get; init; } = 0.1;
     /// <summary>Clip the global gradient L2 norm to this (default 1; 0 turns clipping off).</summary>
     public double GradClipNorm { get; init; } = 1.0;
+    /// <summary>
+    /// Keep an exponential moving average (EMA) of the weights, <c>average = decay average + (1 - decay) weights</c> after
+    /// every step, and validate, select and save the averaged weights (checkpoints hold both, so resuming stays exact).
+    /// Default 0: off. With <c>d</c> the decay, the average spans about <c>1 / (1 - d)</c> steps.
+    /// </summary>
+    public double EmaDecay { get; init; }
     /// <summary>Training-time augmentation (default none).</summary>
     public Augmentation Augmentation { get; init; } = Augmentation.None;
     /// <summary>A separate validation set; when null, <see cref="ValidationFraction"/> of the training data is held out.</summary>
@@ -106,6 +112,7 @@ public sealed record TrainerOptions
         Require(WeightDecay >= 0, $"weight decay must be >= 0, got {WeightDecay}");
         Require(LabelSmoothing is >= 0 and < 1, $"label smoothing must be in [0, 1), got {LabelSmoothing}");
         Require(GradClipNorm >= 0, $"gradient clip norm must be >= 0, got {GradClipNorm}");
+        Require(EmaDecay is >= 0 and < 1, $"EMA decay must be in [0, 1), got {EmaDecay}");
         Require(ValidationFraction is >= 0 and < 1, $"validation fraction must be in [0, 1), got {ValidationFraction}");
         Require(EarlyStoppingPatience >= 0, $"early stopping patience must be >= 0, got {EarlyStoppingPatience}");
         Require(Threads >= 1, $"threads must be at least 1, got {Threads}");

@@ -118,4 +118,91 @@ public class OptimizerTests
         second.Step(0.01);
         Assert.That(Values(b), Is.EqualTo(Values(a)));
     }
+
+    [Test]
+    public void Clipping_inside_Step_matches_clip_grad_norm_then_TorchSharp_AdamW()
+    {
+        // Two groups (decaying matrix, non-decaying bias) in one flat buffer; the gradients' joint norm is above the
+        // limit on every step, so clipping matters.
+        torch.manual_seed(11);
+        var (w0, b0, target) = (torch.randn(5, 3), torch.randn(3), torch.randn(5, 3));
+        var (w, b) = (new Parameter(w0.clone()), new Parameter(b0.clone()));
+        var (wRef, bRef) = (new Parameter(w0.clone()), new Parameter(b0.clone()));
+        using var adamw = new AdamWOptimizer([new("w", w, Decay: true), new("b", b, Decay: false)], weightDecay: 0.3);
+        var reference = torch.optim.AdamW([new AdamW.ParamGroup([wRef], new AdamW.Options { weight_decay = 0.3, LearningRate = 0.05 }),
+            new AdamW.ParamGroup([bRef], new AdamW.Options { weight_decay = 0, LearningRate = 0.05 })], lr: 0.05);
+        for (int step = 0; step < 4; step++)
+        {
+            foreach (var (pw, pb) in new[] { (w, b), (wRef, bRef) })
+            {
+                using var scope = torch.NewDisposeScope();
+                pw.grad = null;
+                pb.grad = null;
+                pw.add(pb).sub(target).pow(2).sum().mul(10).backward();
+            }
+            adamw.Step(0.05, maxGradientNorm: 0.5);
+            nn.utils.clip_grad_norm_([wRef, bRef], 0.5);
+            reference.step();
+            Assert.That(Values(w), Is.EqualTo(Values(wRef)).Within(1e-6f), $"matrix, step {step + 1}");
+            Assert.That(Values(b), Is.EqualTo(Values(bRef)).Within(1e-6f), $"bias, step {step + 1}");
+        }
+    }
+
+    [Test]
+    public void A_parameter_without_gradient_is_neither_updated_nor_decayed()
+    {
+        var used = new Parameter(torch.tensor(new[] { 1.0f }));
+        var unused = new Parameter(torch.tensor(new[] { 2.0f, 3.0f }));
+        using var adamw = new AdamWOptimizer([new("used", used, Decay: true), new("unused", unused, Decay: true)], weightDecay: 0.1);
+        Backward(used, [0.5f]);
+        adamw.Step(0.1);
+        Assert.That(Values(used)[0], Is.EqualTo(0.89f).Within(1e-6f), "as in the hand-computed first step");
+        Assert.That(Values(unused), Is.EqualTo(new[] { 2.0f, 3.0f }));
+        Assert.That(Values(adamw.State().Single(s => s.Name == "unused/exp_avg").Value), Is.EqualTo(new[] { 0f, 0f }));
+    }
+
+    [Test]
+    public void The_optimiser_keeps_the_model_and_updates_its_parameters_in_place()
+    {
+        // Creating the optimiser moves the parameters into its flat buffer: same tensors, same values, same outputs,
+        // and its updates are what the model then computes with.
+        torch.manual_seed(2);
+        using var model = new CrateModel(CratePresets.Mini with { Depth = 1 });
+        model.eval();
+        using var scope = torch.NewDisposeScope();
+        var images = torch.randn(2, 1, 28, 28);
+        var before = model.forward(images).detach().clone();
+        var parameters = model.parameters().ToArray();
+        using var adamw = CrateOptimizer.Create(OptimizerKind.AdamW, CrateOptimizer.Split(model), 0.05);
+        Assert.That(model.parameters().Select(p => p.Handle), Is.EqualTo(parameters.Select(p => p.Handle)));
+        Assert.That(Values(model.forward(images)), Is.EqualTo(Values(before)));
+        var head = model.ClassifierHead.Linear.weight!;
+        var old = head.detach().clone();
+        model.forward(images).sum().backward();
+        adamw.Step(0.01);
+        Assert.That((head - old).abs().max().item<float>(), Is.GreaterThan(1e-4f), "the module's own tensor moved");
+        Assert.That(Values(model.forward(images)), Is.Not.EqualTo(Values(before)));
+    }
+
+    [Test]
+    public void The_moving_average_follows_each_step_and_stands_in_until_disposed()
+    {
+        // Lion with lr 0.1 and no decay moves p by -0.1 sign(c): p1 = [0.9, 2.1], p2 = [0.8, 2.2] for the gradients below.
+        var p = new Parameter(torch.tensor(new[] { 1.0f, 2.0f }));
+        using var lion = new LionOptimizer([new("p", p, Decay: false)], weightDecay: 0, averageDecay: 0.5);
+        Assert.That(lion.Slots, Is.EqualTo(new[] { "exp_avg", CrateOptimizer.AverageSlot }));
+        Backward(p, [1.0f, -1.0f]);
+        lion.Step(0.1);
+        lion.ZeroGrad();
+        Backward(p, [1.0f, -1.0f]);
+        lion.Step(0.1);
+        // average = 0.5 (0.5 p0 + 0.5 p1) + 0.5 p2 = 0.25 p0 + 0.25 p1 + 0.5 p2
+        float[] expected = [0.25f * 1.0f + 0.25f * 0.9f + 0.5f * 0.8f, 0.25f * 2.0f + 0.25f * 2.1f + 0.5f * 2.2f];
+        Assert.That(Values(lion.State().Single(s => s.Name == "p/average").Value), Is.EqualTo(expected).Within(1e-6f));
+        using (lion.UseAverage())
+            Assert.That(Values(p), Is.EqualTo(expected).Within(1e-6f));
+        Assert.That(Values(p), Is.EqualTo(new[] { 0.8f, 2.2f }).Within(1e-6f), "the trained values are back");
+        using var plain = new LionOptimizer([new("q", new Parameter(torch.zeros(1)), Decay: false)], weightDecay: 0);
+        Assert.That(() => plain.UseAverage(), Throws.InvalidOperationException.With.Message.Contains("no moving average"));
+    }
 }

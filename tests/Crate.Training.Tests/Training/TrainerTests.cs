@@ -86,10 +86,11 @@ public class TrainerTests
         Assert.That(result.ClassCorrect.Sum(), Is.EqualTo(top1));
     }
 
-    [TestCase(OptimizerKind.AdamW, Architectures.Crate)]
-    [TestCase(OptimizerKind.Lion, Architectures.Crate)]
-    [TestCase(OptimizerKind.AdamW, Architectures.Vit)]
-    public void Resumed_run_equals_uninterrupted_run(OptimizerKind optimizer, string architecture)
+    [TestCase(OptimizerKind.AdamW, Architectures.Crate, 0.0)]
+    [TestCase(OptimizerKind.Lion, Architectures.Crate, 0.0)]
+    [TestCase(OptimizerKind.AdamW, Architectures.Vit, 0.0)]
+    [TestCase(OptimizerKind.AdamW, Architectures.Crate, 0.9)]
+    public void Resumed_run_equals_uninterrupted_run(OptimizerKind optimizer, string architecture, double ema)
     {
         // Dropout and augmentation are on, so libtorch's generator and the loader's seeded choices both matter.
         var config = Small with { Dropout = 0.1 };
@@ -98,7 +99,7 @@ public class TrainerTests
         {
             Epochs = 4, BatchSize = 64, Optimizer = optimizer, LearningRate = optimizer == OptimizerKind.Lion ? 3e-4 : 1e-3,
             Augmentation = new Augmentation { CropPadding = 2, HorizontalFlip = true }, ValidationFraction = 0.2, Seed = 11,
-            CheckpointDirectory = dir, OnEpoch = onEpoch, Threads = Threads, Architecture = architecture, KeepEpochWeights = true,
+            CheckpointDirectory = dir, OnEpoch = onEpoch, Threads = Threads, Architecture = architecture, KeepEpochWeights = true, EmaDecay = ema,
         };
         var straight = new CrateTrainer(Options(Path.Combine(_dir, "a"))).Train(config, data);
         Assert.That(Architectures.NameOf(straight.Model), Is.EqualTo(architecture));
@@ -139,6 +140,26 @@ public class TrainerTests
         Assert.That(error.Message, Is.EqualTo("Invalid training options: initial weights (fine-tuning) are CRATE weights; a ViT run starts from scratch"));
         var keep = Assert.Throws<ArgumentException>(() => new CrateTrainer(new TrainerOptions { KeepEpochWeights = true }))!;
         Assert.That(keep.Message, Does.Contain("keeping every epoch's weights needs a checkpoint directory"));
+    }
+
+    [Test]
+    public void With_an_EMA_the_saved_weights_are_the_average_and_the_checkpoint_keeps_the_trained_ones()
+    {
+        var data = GeneratedShapes.Create(192, seed: 6);
+        var result = new CrateTrainer(new TrainerOptions
+        {
+            Epochs = 2, BatchSize = 64, ValidationFraction = 0, EmaDecay = 0.8, CheckpointDirectory = _dir, Seed = 3, Threads = Threads,
+        }).Train(Small, data);
+        var checkpoint = Checkpoint.Load(Path.Combine(_dir, Checkpoint.LastFile));
+        var average = checkpoint.OptimizerState.Where(t => t.Name.EndsWith("/" + CrateOptimizer.AverageSlot, StringComparison.Ordinal))
+            .ToDictionary(t => t.Name[..t.Name.IndexOf('/')], t => t.Data);
+        var saved = CrateWeights.Load(Path.Combine(_dir, Checkpoint.WeightsFile));
+        Assert.That(average.Keys, Is.EquivalentTo(saved.Tensors.Select(t => t.Name)));
+        foreach (var t in saved.Tensors)
+            Assert.That(t.Data, Is.EqualTo(average[t.Name]), $"{t.Name}: the saved weights are the average");
+        var trained = checkpoint.Weights.Tensors.Single(t => t.Name == "mlp_head.1.weight");
+        Assert.That(trained.Data, Is.Not.EqualTo(average["mlp_head.1.weight"]), "the checkpoint's model holds the trained weights");
+        Assert.That(((CrateModel)result.Model).ToWeights().Tensors.Single(t => t.Name == "mlp_head.1.weight").Data, Is.EqualTo(average["mlp_head.1.weight"]));
     }
 
     [Test]
