@@ -105,14 +105,16 @@ public class WebPageTests
         await AssertTopClasses(page, TopClasses(model, pixels));
 
         // Reducing goes through the browser's own mipmapped bilinear filter (Skia in Chromium) where Crate uses SkiaSharp's:
-        // close, not bit-exact. What the page then computes on its pixels is still .NET's result for them.
+        // close, not bit-exact. Crate.Core runs on SkiaSharp 2.88 here, which filters from the nearest mipmap level where
+        // Chromium (and SkiaSharp 3) blend two: 0.99 gray levels apart on average, 17 at most on this image (within 12 on SkiaSharp 3).
+        // What the page then computes on its pixels is still .NET's result for them.
         await ChooseImage(page, larger);
         var crate = LoadAsCrate(larger, config);
         var input = Floats(await LastResult(page), "input");
         var differences = input.Zip(crate, (a, b) => Math.Abs(a - b)).ToArray();
         TestContext.Out.WriteLine($"70x56 -> 28x28: page vs Crate pixels differ by {differences.Average():F3} on average, {differences.Max()} at most");
         Assert.That(differences.Average(), Is.LessThan(1), "mean absolute difference from Crate's resize, in gray levels");
-        Assert.That(differences.Max(), Is.LessThanOrEqualTo(12), "largest difference from Crate's resize, in gray levels");
+        Assert.That(differences.Max(), Is.LessThanOrEqualTo(17), "largest difference from Crate's resize, in gray levels");
         await AssertTopClasses(page, TopClasses(model, input));
     }
 

@@ -11,7 +11,9 @@ namespace Crate.Core.Data;
 /// for, so an application that uses Crate.MLNet can load <c>MLImage</c>s. The command line also loads ScottPlot, which needs
 /// SkiaSharp 3, so the same compiled code runs on 3 there. SkiaSharp 3 changed <c>SKBitmap.GetPixelSpan</c> (its return type) and
 /// replaced <c>SKFilterQuality</c> by sampling options; the pixel address (<c>GetPixels</c>) and the quality-based <c>Resize</c> exist
-/// in both, so only they are used.
+/// in both, so only they are used. One difference remains: for a reduction with mipmaps, 2.88 filters from the nearest mipmap level
+/// and 3 blends the two nearest, so an image resized in an application on 2.88 (Crate.MLNet's) and on 3 (the CLI) can differ by a
+/// few gray levels (under one on average).
 /// </remarks>
 internal static class SkiaPixels
 {
