@@ -75,10 +75,11 @@ public sealed class CrateImageClassificationTrainer : IEstimator<TransformerChai
         /// <summary>The output predicted-class column. Default <c>PredictedLabel</c>.</summary>
         public string PredictedLabelColumnName = DefaultColumnNames.PredictedLabel;
 
-        /// <summary>The trunk: <c>mini</c> (default; dim 192, depth 6, patch 4), <c>tiny</c>, <c>small</c>, <c>base</c> or <c>large</c>. Ignored when <see cref="Architecture"/> is set.</summary>
+        /// <summary>The trunk: <c>mini</c> (default; dim 192, depth 6, patch 4), <c>tiny</c>, <c>small</c>, <c>base</c> or <c>large</c>. Ignored when
+        /// <see cref="Architecture"/> or <see cref="InitialWeightsPath"/> is set.</summary>
         public string Preset = "mini";
         /// <summary>An explicit architecture (width, depth, heads, patch size, pooling, ISTA step); default null: <see cref="Preset"/>. Input size,
-        /// channels, classes and normalisation still come from the data and the options below.</summary>
+        /// channels, classes and normalisation still come from the data and the options below. Ignored when <see cref="InitialWeightsPath"/> is set.</summary>
         public CrateConfig? Architecture;
         /// <summary>Image height. Default null: from the pixel column's shape; for <see cref="MLImage"/> input the preset's (28 for mini, 224 otherwise).</summary>
         public int? ImageHeight;
