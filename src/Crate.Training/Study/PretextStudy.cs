@@ -109,9 +109,7 @@ public static class PretextStudy
                 }
                 clock.Restart();
                 torch.manual_seed(options.Seed + 17);
-                var backbone = new CrateModel(config);
-                backbone.LoadWeights(trunk);
-                using var adapted = new AdaptedClassifier(backbone, config.NumClasses, method, options.PromptTokens);
+                using var adapted = new AdaptedClassifier(trunk, config.NumClasses, method, options.PromptTokens);
                 var loss = ObjectiveTraining.Run(adapted, adapted, config, train, options.Adaptation, options.Seed, checkpoint: progress?.Phase($"adapt {pretext} {method}"));
                 var top1 = Accuracy(adapted, config, test);
                 var cell = new StudyCell(pretext, method, top1, adapted.TrainableParameterCount, pretextLoss, loss, clock.Elapsed.TotalSeconds);
