@@ -9,7 +9,8 @@ namespace ConsumeWithoutCrate;
 /// <summary>
 /// Scores images with a Crate model using ML.NET only. Two kinds of file work:
 /// <list type="bullet">
-/// <item>the ML.NET model (.zip) Crate's trainer returns and <c>mlContext.Model.Save</c> writes: loaded as it is, with image loading in front;</item>
+/// <item>the ML.NET model (.zip) Crate's trainers return and <c>mlContext.Model.Save</c> writes: loaded as it is, with image loading in front
+/// (a classifier, or a segmentation model, which <see cref="Segment"/> serves);</item>
 /// <item>the exported ONNX network (.onnx): a plain ML.NET pipeline around <c>ApplyOnnxModel</c>, class names from the file's metadata.</item>
 /// </list>
 /// </summary>
@@ -19,23 +20,33 @@ public static class CrateModel
 
     /// <summary>The model file; set it before the first <see cref="Predict"/>.</summary>
     public static string ModelPath { get; set; } = "FashionMnistModel.zip";
-    private static readonly Lazy<(PredictionEngine<ModelInput, ModelOutput>? Zip, PredictionEngine<ModelInput, OnnxOutput>? Onnx, string[] Classes)> Engine =
-        new(() => CreateEngine(ModelPath));
+    private static readonly Lazy<Engines> Engine = new(() => CreateEngine(ModelPath));
 
-    /// <summary>The class names, in score order: the saved model's <c>Score</c> slot names, or the ONNX file's metadata.</summary>
+    /// <summary>The class names, in score order: the saved model's <c>Score</c> slot names, or the ONNX file's metadata (none for a segmentation model).</summary>
     public static string[] ClassNames => Engine.Value.Classes;
+
+    /// <summary>The model is a saved Crate segmentation model (a <c>PredictedMask</c> column): use <see cref="Segment"/>, not <see cref="Predict"/>.</summary>
+    public static bool IsSegmentation => Engine.Value.Masks != null;
 
     /// <summary>Classifies one image. The prediction engine is created on first use (it is not thread-safe: one caller at a time).</summary>
     public static ModelOutput Predict(ModelInput input)
     {
-        var (zip, onnx, classes) = Engine.Value;
-        if (zip != null) return zip.Predict(input);
-        var probabilities = onnx!.Predict(input).Probabilities;
+        var engines = Engine.Value;
+        if (engines.Zip != null) return engines.Zip.Predict(input);
+        var probabilities = (engines.Onnx ?? throw new InvalidOperationException($"'{ModelPath}' is a segmentation model; call Segment.")).Predict(input).Probabilities;
         int best = Array.IndexOf(probabilities, probabilities.Max());
-        return new ModelOutput { PredictedLabel = classes[best], Score = probabilities };
+        return new ModelOutput { PredictedLabel = engines.Classes[best], Score = probabilities };
     }
 
-    private static (PredictionEngine<ModelInput, ModelOutput>?, PredictionEngine<ModelInput, OnnxOutput>?, string[]) CreateEngine(string path)
+    /// <summary>Segments one image with a saved segmentation model: the class id of every pixel, row-major.</summary>
+    public static byte[] Segment(ModelInput input) =>
+        (Engine.Value.Masks ?? throw new InvalidOperationException($"'{ModelPath}' is not a segmentation model; call Predict.")).Predict(input).PredictedMask;
+
+    /// <summary>The prediction engine for the kind of model the file holds.</summary>
+    private sealed record Engines(PredictionEngine<ModelInput, ModelOutput>? Zip, PredictionEngine<ModelInput, OnnxOutput>? Onnx,
+        PredictionEngine<ModelInput, MaskOutput>? Masks, string[] Classes);
+
+    private static Engines CreateEngine(string path)
     {
         var empty = Ml.Data.LoadFromEnumerable(Array.Empty<ModelInput>());
         if (Path.GetExtension(path).Equals(".onnx", StringComparison.OrdinalIgnoreCase))
@@ -43,7 +54,7 @@ public static class CrateModel
             var (channels, height, width, classes) = ReadOnnx(path);
             var pipeline = LoadPixels("image", channels, height, width, asFloats: true)
                 .Append(Ml.Transforms.ApplyOnnxModel(["probabilities"], ["image"], path));
-            return (null, Ml.Model.CreatePredictionEngine<ModelInput, OnnxOutput>(pipeline.Fit(empty)), classes);
+            return new Engines(null, Ml.Model.CreatePredictionEngine<ModelInput, OnnxOutput>(pipeline.Fit(empty)), null, classes);
         }
 
         var model = Ml.Model.Load(path, out var inputSchema);
@@ -57,12 +68,14 @@ public static class CrateModel
             _ => new EstimatorChain<ITransformer>(),
         };
         var chain = prepare.Fit(empty).Append(model);
-        // PredictedLabel is a key whose values are the class names, and Score's slots are named by them, as after an ML.NET trainer.
         var scored = chain.Transform(empty);
+        if (scored.Schema.GetColumnOrNull("PredictedMask") != null)
+            return new Engines(null, null, Ml.Model.CreatePredictionEngine<ModelInput, MaskOutput>(chain), []);
+        // PredictedLabel is a key whose values are the class names, and Score's slots are named by them, as after an ML.NET trainer.
         var names = default(VBuffer<ReadOnlyMemory<char>>);
         scored.Schema["Score"].GetSlotNames(ref names);
         var named = Ml.Transforms.Conversion.MapKeyToValue("PredictedLabel").Fit(scored);
-        return (Ml.Model.CreatePredictionEngine<ModelInput, ModelOutput>(chain.Append(named)), null, names.DenseValues().Select(n => n.ToString()).ToArray());
+        return new Engines(Ml.Model.CreatePredictionEngine<ModelInput, ModelOutput>(chain.Append(named)), null, null, names.DenseValues().Select(n => n.ToString()).ToArray());
     }
 
     /// <summary>File -> image -> the model's size -> planar pixels 0..255 (gray: the red channel of the grayscale image).</summary>
@@ -91,5 +104,12 @@ public static class CrateModel
     {
         [ColumnName("probabilities")]
         public float[] Probabilities { get; set; } = [];
+    }
+
+    /// <summary>A segmentation model's output: the class id of every pixel.</summary>
+    public class MaskOutput
+    {
+        [ColumnName("PredictedMask")]
+        public byte[] PredictedMask { get; set; } = [];
     }
 }

@@ -6,7 +6,7 @@ namespace Crate.MLNet;
 /// <summary>
 /// Crate's entry points on <see cref="MLContext"/>: <c>mlContext.MulticlassClassification.Trainers.Crate(...)</c> trains a CRATE
 /// image classifier; <c>mlContext.Transforms.ApplyCrateClassifier(...)</c> and <c>mlContext.Transforms.ApplyCrateFeaturizer(...)</c>
-/// apply an exported one.
+/// apply an exported one. Segmentation has its own catalog: <c>mlContext.Segmentation()</c> (<see cref="SegmentationCatalog"/>).
 /// </summary>
 public static class CrateCatalog
 {

@@ -25,6 +25,19 @@ public class SampleSmokeTests
     }
 
     [Test]
+    public void SceneSegmentationTrainsSavesReloadsPredictsEvaluatesAndDraws()
+    {
+        var output = Fixture.PathOf("sample-c");
+        var result = Samples.Run("SceneSegmentation", ["--train", "64", "--test", "16", "--epochs", "1", "--dim", "32", "--depth", "1", "--output", output]);
+        Assert.That(result.ExitCode, Is.Zero, result.Output + result.Error);
+        Assert.That(result.Output, Does.Contain("epoch 1: loss").And.Contain("Predictions of the reloaded model").And.Contain("MeanIoU").And.Contain("Per class IoU"));
+        Assert.That(File.Exists(Path.Combine(output, "SceneSegmentationModel.zip")) && File.Exists(Path.Combine(output, "SceneSegmentationModel.onnx")));
+        // Three panels of 64 pixels drawn 4x larger, 2-pixel gaps: a PNG of 3 * 256 + 4 by 256 pixels.
+        using var overlay = SkiaSharp.SKBitmap.Decode(Path.Combine(output, "scene0.overlay.png"));
+        Assert.That((overlay.Width, overlay.Height), Is.EqualTo((3 * 256 + 4, 256)));
+    }
+
+    [Test]
     public void ConsumeWithoutCrateExplainsItsArguments()
     {
         var result = Samples.Run("ConsumeWithoutCrate", []);

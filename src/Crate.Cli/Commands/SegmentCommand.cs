@@ -106,7 +106,7 @@ internal static class SegmentCommand
             var train = data.Load(parse, train: true, parse.GetValue(count), start?.Trunk.Config);
             // A new trunk and head are initialised from --seed: the same command gives the same model.
             torch.manual_seed(parse.GetValue(data.Seed));
-            var trunk = start?.Trunk ?? Architectures.Create(parse.GetValue(arch)!, NewConfig(parse.GetValue(preset)!, parse.GetValue(dim), parse.GetValue(depth), parse.GetValue(patch), train), parse.GetValue(mlpRatio));
+            var trunk = start?.Trunk ?? Architectures.Create(parse.GetValue(arch)!, SegmentationModel.TrunkFor(train, parse.GetValue(preset)!, parse.GetValue(dim), parse.GetValue(depth), parse.GetValue(patch)), parse.GetValue(mlpRatio));
             Console.WriteLine($"model: {Architectures.NameOf(trunk)} {trunk.Config}, {trunk.Module.parameters().Sum(p => p.numel()):N0} trunk parameters");
             var options = new SegmentationTrainingOptions
             {
@@ -270,19 +270,4 @@ internal static class SegmentCommand
         Console.WriteLine(FormattableString.Invariant($"image classification accuracy {e.Accuracy:F4}"));
         Console.Write(e.ClassMap);
     }
-
-    /// <summary>A trunk preset resized to the data: input size, channels, patch, classes and normalisation from the training images.</summary>
-    private static CrateConfig NewConfig(string preset, int? dim, int? depth, int patch, SegmentationDataset train)
-    {
-        var (mean, std) = train.ToClassification().ChannelStatistics();
-        var trunk = CratePresets.ByName(preset);
-        if (dim is int d) trunk = trunk with { Dim = d, Heads = Math.Max(1, d / 32), DimHead = d / Math.Max(1, d / 32), Preset = "custom" };
-        if (depth is int l) trunk = trunk with { Depth = l, Preset = "custom" };
-        return (trunk with
-        {
-            ImageHeight = train.Height, ImageWidth = train.Width, PatchSize = patch, Channels = train.Channels,
-            NumClasses = train.NumClasses - 1, ClassNames = train.ClassNames.Skip(1).ToArray(), Mean = mean, Std = std,
-        }).Validate();
-    }
-
 }

@@ -1,11 +1,16 @@
+using System.Globalization;
 using Crate.Core.Data;
+using Crate.Core.Data.Segmentation;
 using Crate.Core.Model;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
 namespace Crate.MLNet.Internal;
 
-/// <summary>Reads an ML.NET data view (pixels and key labels) into Crate's in-memory <see cref="ImageDataset"/> for training.</summary>
+/// <summary>
+/// Reads an ML.NET data view into Crate's in-memory data sets for training: pixels and key labels into an <see cref="ImageDataset"/>,
+/// pixels and masks into a <see cref="SegmentationDataset"/>.
+/// </summary>
 internal static class DatasetReader
 {
     /// <summary>
@@ -21,35 +26,92 @@ internal static class DatasetReader
     /// <exception cref="ArgumentOutOfRangeException">A missing label, a pixel outside 0..255, or images ML.NET cannot read here; the message names the column and row.</exception>
     public static ImageDataset Read(IDataView data, CatalogContext context, PixelColumn pixels, LabelColumn label, CrateConfig shape, string role)
     {
-        var (prepare, pixelColumn) = ScoringChain.Prepare(context.Transforms, pixels, shape);
-        var view = prepare.Fit(data).Transform(data);
-        int length = shape.Channels * shape.ImageHeight * shape.ImageWidth;
-        var bytes = new List<byte>(checked((int)Math.Min(data.GetRowCount() ?? 0, int.MaxValue / Math.Max(length, 1)) * length));
         var labels = new List<int>();
-        var columns = new[] { view.Schema[pixelColumn], view.Schema[label.Name] };
-        using var cursor = view.GetRowCursor(columns);
-        var getLabel = cursor.GetGetter<uint>(view.Schema[label.Name]);
-        var readPixels = PixelReader(cursor, view.Schema[pixelColumn], pixels, role);
-        uint key = 0;
-        try
+        var bytes = ReadRows(data, context, pixels, shape, role, label.Name, cursor =>
         {
-            while (cursor.MoveNext())
+            var getLabel = cursor.GetGetter<uint>(cursor.Schema[label.Name]);
+            uint key = 0;
+            return row =>
             {
                 getLabel(ref key);
                 if (key == 0)
                     throw new ArgumentOutOfRangeException(nameof(data),
-                        $"The {role} label column '{label.Name}', row {cursor.Position}: the label is missing (a value the key mapping did not know when it was fitted, " +
+                        $"The {role} label column '{label.Name}', row {row}: the label is missing (a value the key mapping did not know when it was fitted, " +
                         "i.e. a label unseen in training). Remove such rows or fit the key mapping on data that has every class.");
                 labels.Add((int)key - 1);
+            };
+        });
+        return new ImageDataset($"ML.NET {role} data", shape.Channels, shape.ImageHeight, shape.ImageWidth, bytes, labels.ToArray(), label.ClassNames);
+    }
+
+    /// <summary>
+    /// Reads every row's pixels (as <see cref="Read"/> does) and mask. With <paramref name="classNames"/> null the classes are numbered
+    /// 0 .. the largest id in the masks.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A pixel outside 0..255, a class id outside <paramref name="classNames"/> (and not 255), or images ML.NET
+    /// cannot read here; the message names the column and row.</exception>
+    public static SegmentationDataset ReadSegmentation(IDataView data, CatalogContext context, PixelColumn pixels, MaskColumn mask, CrateConfig shape,
+        IReadOnlyList<string>? classNames, string role)
+    {
+        var masks = new List<byte>();
+        int largest = 0;
+        var bytes = ReadRows(data, context, pixels, shape, role, mask.Name, cursor =>
+        {
+            var getMask = cursor.GetGetter<VBuffer<byte>>(cursor.Schema[mask.Name]);
+            var buffer = default(VBuffer<byte>);
+            return row =>
+            {
+                getMask(ref buffer);
+                int p = 0;
+                foreach (var id in buffer.DenseValues())
+                {
+                    if (id != SegmentationDataset.IgnoreIndex)
+                    {
+                        if (classNames != null && id >= classNames.Count)
+                            throw new ArgumentOutOfRangeException(nameof(data),
+                                $"The {role} mask column '{mask.Name}', row {row}, pixel {p} (x {p % shape.ImageWidth}, y {p / shape.ImageWidth}): class id {id} is not one of " +
+                                $"the {classNames.Count} classes (0..{classNames.Count - 1}) or {SegmentationDataset.IgnoreIndex} (ignore).");
+                        largest = Math.Max(largest, id);
+                    }
+                    masks.Add(id);
+                    p++;
+                }
+            };
+        });
+        var names = classNames ?? Enumerable.Range(0, Math.Max(2, largest + 1)).Select(k => k.ToString(CultureInfo.InvariantCulture)).ToArray();
+        return new SegmentationDataset($"ML.NET {role} data", shape.Channels, shape.ImageHeight, shape.ImageWidth, bytes, masks.ToArray(), names);
+    }
+
+    /// <summary>
+    /// The loop both readers share: prepares the images, then for every row calls the reader <paramref name="otherReader"/> made for
+    /// <paramref name="otherColumn"/> (given the row number) and appends the row's pixels.
+    /// </summary>
+    private static byte[] ReadRows(IDataView data, CatalogContext context, PixelColumn pixels, CrateConfig shape, string role,
+        string otherColumn, Func<DataViewRowCursor, Action<long>> otherReader)
+    {
+        var (prepare, pixelColumn) = ScoringChain.Prepare(context.Transforms, pixels, shape);
+        var view = prepare.Fit(data).Transform(data);
+        int length = shape.Channels * shape.ImageHeight * shape.ImageWidth;
+        var bytes = new List<byte>(checked((int)Math.Min(data.GetRowCount() ?? 0, int.MaxValue / Math.Max(length, 1)) * length));
+        using var cursor = view.GetRowCursor([view.Schema[pixelColumn], view.Schema[otherColumn]]);
+        var readOther = otherReader(cursor);
+        var readPixels = PixelReader(cursor, view.Schema[pixelColumn], pixels, role);
+        long rows = 0;
+        try
+        {
+            while (cursor.MoveNext())
+            {
+                readOther(cursor.Position);
                 readPixels(bytes, cursor.Position);
+                rows++;
             }
         }
         catch (MissingMethodException e) when (pixels.Source == PixelSource.Image)
         {
             throw ImagesUnreadable(pixels.Name, e);
         }
-        if (labels.Count == 0) throw new ArgumentOutOfRangeException(nameof(data), $"The {role} data has no rows.");
-        return new ImageDataset($"ML.NET {role} data", shape.Channels, shape.ImageHeight, shape.ImageWidth, bytes.ToArray(), labels.ToArray(), label.ClassNames);
+        if (rows == 0) throw new ArgumentOutOfRangeException(nameof(data), $"The {role} data has no rows.");
+        return bytes.ToArray();
     }
 
     /// <summary>Appends one row's pixels as bytes. Float pixels must be 0..255 (what ExtractPixels gives); they are rounded.</summary>

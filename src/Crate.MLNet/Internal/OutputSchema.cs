@@ -42,6 +42,15 @@ internal static class OutputSchema
         return Merge(input, added.ToSchema());
     }
 
+    /// <summary><paramref name="input"/> plus a vector of bytes (the predicted mask) and, when named, a vector of floats (the mask scores).</summary>
+    public static SchemaShape Segmentation(SchemaShape input, string predictedMaskColumn, string? scoresColumn)
+    {
+        var added = new DataViewSchema.Builder();
+        added.AddColumn(predictedMaskColumn, new VectorDataViewType(NumberDataViewType.Byte, 1, 1));
+        if (scoresColumn != null) added.AddColumn(scoresColumn, new VectorDataViewType(NumberDataViewType.Single, 1, 1, 1));
+        return Merge(input, added.ToSchema());
+    }
+
     /// <summary>Input columns with the added ones replacing any of the same name, as a transformer's output hides them.</summary>
     private static SchemaShape Merge(SchemaShape input, DataViewSchema added)
     {

@@ -15,7 +15,7 @@ namespace Crate.MLNet.Internal;
 /// The network runs in <c>ApplyOnnxModel</c> given the model as a stream: ML.NET copies the bytes into a file it owns
 /// and writes them into the saved .zip, so nothing outside the .zip is needed to load it. (Given a file path instead,
 /// it would re-read that file when saving.) The chain is image preparation (for <see cref="MLImage"/> columns) ->
-/// ONNX -> columns in ML.NET's conventions (<see cref="ClassifierHead"/> for a classifier) -> dropping the intermediate columns.
+/// ONNX -> columns in ML.NET's conventions (<see cref="ClassifierHead"/> for a classifier; the graph's own outputs for features and masks) -> dropping the intermediate columns.
 /// </remarks>
 internal static class ScoringChain
 {
@@ -54,13 +54,42 @@ internal static class ScoringChain
     {
         if (featuresColumn == pixels.Name)
             throw new ArgumentException($"The features column and the image column are both named '{featuresColumn}'; give the features another name.", nameof(featuresColumn));
+        return Network(context, input, crateOnnx, config, pixels, [featuresColumn], graphInput => RowScoringGraph.ForFeatures(crateOnnx, graphInput, featuresColumn));
+    }
+
+    /// <summary>
+    /// Segmentation: <paramref name="maskColumn"/> (the class id of every pixel, a vector of bytes shaped <c>[H, W]</c>) and, when
+    /// <paramref name="scoresColumn"/> is given, the class probabilities of every pixel (floats shaped <c>[K, H, W]</c>).
+    /// </summary>
+    public static TransformerChain<ITransformer> Segmenter(CatalogContext context, IDataView input, byte[] crateOnnx, CrateConfig config, int numClasses,
+        PixelColumn pixels, string maskColumn, string? scoresColumn)
+    {
+        string[] outputs = scoresColumn == null ? [maskColumn] : [maskColumn, scoresColumn];
+        if (scoresColumn == maskColumn)
+            throw new ArgumentException($"The predicted-mask and mask-scores columns are both named '{maskColumn}'.");
+        foreach (var output in outputs)
+        {
+            if (output == pixels.Name)
+                throw new ArgumentException($"The output column '{output}' has the name of the image column; give it another name.");
+            CheckNotReserved(output);
+        }
+        return Network(context, input, crateOnnx, config, pixels, outputs,
+            graphInput => RowScoringGraph.ForSegmentation(crateOnnx, graphInput, numClasses, maskColumn, scoresColumn));
+    }
+
+    /// <summary>
+    /// Image preparation -> <c>ApplyOnnxModel</c> over the row graph <paramref name="rowGraph"/> builds, whose outputs are the user's
+    /// <paramref name="outputColumns"/> -> dropping the preparation's intermediate columns.
+    /// </summary>
+    private static TransformerChain<ITransformer> Network(CatalogContext context, IDataView input, byte[] crateOnnx, CrateConfig config,
+        PixelColumn pixels, string[] outputColumns, Func<PixelInput, byte[]> rowGraph)
+    {
         var (prepare, onnxInput) = Prepare(context.Transforms, pixels, config);
-        var graph = RowScoringGraph.ForFeatures(crateOnnx, new PixelInput(onnxInput, pixels.Source == PixelSource.Bytes, config), featuresColumn);
-        var transforms = context.Transforms;
+        var graph = rowGraph(new PixelInput(onnxInput, pixels.Source == PixelSource.Bytes, config));
         var (scoring, gpu) = context.OnnxScoring(crateOnnx, "Crate");
         var steps = prepare
-            .Append<ITransformer>(scoring.ApplyOnnxModel([featuresColumn], [onnxInput], new MemoryStream(graph), gpu, context.FallbackToCpu));
-        if (pixels.Source == PixelSource.Image) steps = steps.Append<ITransformer>(transforms.DropColumns(Intermediates(pixels)));
+            .Append<ITransformer>(scoring.ApplyOnnxModel(outputColumns, [onnxInput], new MemoryStream(graph), gpu, context.FallbackToCpu));
+        if (pixels.Source == PixelSource.Image) steps = steps.Append<ITransformer>(context.Transforms.DropColumns(Intermediates(pixels)));
         return steps.Fit(input);
     }
 
@@ -104,8 +133,13 @@ internal static class ScoringChain
         {
             if (output == pixels.Name)
                 throw new ArgumentException($"The output column '{output}' has the name of the image column; give it another name.");
-            if (output.StartsWith("crate.", StringComparison.Ordinal))
-                throw new ArgumentException($"Column names starting with 'crate.' are reserved for Crate's intermediate columns; '{output}' is one.");
+            CheckNotReserved(output);
         }
+    }
+
+    private static void CheckNotReserved(string output)
+    {
+        if (output.StartsWith("crate.", StringComparison.Ordinal))
+            throw new ArgumentException($"Column names starting with 'crate.' are reserved for Crate's intermediate columns; '{output}' is one.");
     }
 }

@@ -19,7 +19,7 @@ internal sealed record PixelInput(string Column, bool IsBytes, CrateConfig Confi
 /// Why a rewritten graph rather than the exported one: <c>ApplyOnnxModel</c> binds columns to graph inputs and
 /// outputs <b>by name</b> and shapes a column after the tensor. So the input is named after the user's pixel column,
 /// which makes ML.NET's own schema errors name that column, and a byte column is cast to float inside the graph; the
-/// outputs are 1-D (<c>logits [K]</c>, <c>features [dim]</c>) rather than <c>[1, K]</c>. Everything else (the network,
+/// outputs drop the batch dimension (<c>logits [K]</c>, <c>features [dim]</c>, <c>mask [H, W]</c>) rather than <c>[1, K]</c>. Everything else (the network,
 /// its metadata) is the exported graph unchanged. The rewritten graph takes one
 /// image (<c>[1, C, H, W]</c>); the exported file stays the batched one.
 /// </remarks>
@@ -51,6 +51,35 @@ internal static class RowScoringGraph
         g.Node.Add(Node("Reshape", featuresColumn, [features, Int64Initializer(g, names.Fresh("mlnet/feature_shape"), [input.Config.Dim], [1])]));
         g.Output.Clear();
         g.Output.Add(Tensor(featuresColumn, TensorProto.Types.DataType.Float, input.Config.Dim));
+        return model.ToByteArray();
+    }
+
+    /// <summary>
+    /// The segmentation graph: the class-id mask as a uint8 <c>[H, W]</c> output named <paramref name="maskColumn"/> (ONNX ArgMax's int64 ids,
+    /// which are below 255, cast), and, when <paramref name="scoresColumn"/> is given, the per-pixel class probabilities (softmax of
+    /// <c>mask_logits</c> over the classes) as a float <c>[K, H, W]</c> output of that name.
+    /// </summary>
+    public static byte[] ForSegmentation(byte[] crateModel, PixelInput input, int numClasses, string maskColumn, string? scoresColumn)
+    {
+        var model = ModelProto.Parser.ParseFrom(crateModel);
+        var g = model.Graph;
+        var names = new Names(g, scoresColumn == null ? [maskColumn, input.Column] : [maskColumn, scoresColumn, input.Column]);
+        var mask = names.Internal(CrateOnnxSchema.Mask);
+        BindInput(g, names, input);
+        var c = input.Config;
+        var ids = names.Fresh("mlnet/mask_bytes");
+        g.Node.Add(Node("Cast", ids, [mask], Int("to", (long)TensorProto.Types.DataType.Uint8)));
+        g.Node.Add(Node("Reshape", maskColumn, [ids, Int64Initializer(g, names.Fresh("mlnet/mask_shape"), [c.ImageHeight, c.ImageWidth], [2])]));
+        g.Output.Clear();
+        g.Output.Add(Tensor(maskColumn, TensorProto.Types.DataType.Uint8, c.ImageHeight, c.ImageWidth));
+        if (scoresColumn != null)
+        {
+            var probabilities = names.Fresh("mlnet/mask_probabilities");
+            g.Node.Add(Node("Softmax", probabilities, [names.Internal(CrateOnnxSchema.MaskLogits)], Int("axis", 1)));
+            g.Node.Add(Node("Reshape", scoresColumn, [probabilities,
+                Int64Initializer(g, names.Fresh("mlnet/scores_shape"), [numClasses, c.ImageHeight, c.ImageWidth], [3])]));
+            g.Output.Add(Tensor(scoresColumn, TensorProto.Types.DataType.Float, numClasses, c.ImageHeight, c.ImageWidth));
+        }
         return model.ToByteArray();
     }
 

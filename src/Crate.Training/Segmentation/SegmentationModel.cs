@@ -1,4 +1,7 @@
+using Crate.Core.Data.Segmentation;
+using Crate.Core.Model;
 using Crate.Core.Segmentation;
+using Crate.Core.Weights;
 using Crate.Training.Model;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -95,6 +98,32 @@ public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
         var tokens = Trunk.ForwardTokens(Trunk.Embed(images));
         var c = Trunk.Config;
         return seg_head.forward(tokens.narrow(1, c.FirstPatchToken, c.NumPatches), images);   // patch tokens only: no class token, no prompts
+    }
+
+    /// <summary>
+    /// The head's parameters as float32 tensors under the head's own names (<c>0.weight</c> ... <c>refine.2.bias</c>): what
+    /// Crate.Onnx's <c>SegmentationHeadWeights</c> takes to export the head without a checkpoint file.
+    /// </summary>
+    public IReadOnlyList<NamedTensor> HeadWeights() => ResumeTensors.Module(seg_head).ToList();
+
+    /// <summary>
+    /// A new trunk's configuration sized to <paramref name="train"/>: <paramref name="preset"/> (width and depth overridden by
+    /// <paramref name="dim"/> and <paramref name="depth"/>; heads of 32) with the data's input size and channels, patches of
+    /// <paramref name="patchSize"/>, the object classes (mask classes without background) as the unused classifier's classes,
+    /// and the training images' per-channel mean and standard deviation.
+    /// </summary>
+    /// <exception cref="ArgumentException">The preset is unknown or the sizes do not fit (e.g. the patch size does not divide the image).</exception>
+    public static CrateConfig TrunkFor(SegmentationDataset train, string preset, int? dim, int? depth, int patchSize)
+    {
+        var (mean, std) = train.ToClassification().ChannelStatistics();
+        var trunk = CratePresets.ByName(preset);
+        if (dim is int d) trunk = trunk with { Dim = d, Heads = Math.Max(1, d / 32), DimHead = d / Math.Max(1, d / 32), Preset = "custom" };
+        if (depth is int l) trunk = trunk with { Depth = l, Preset = "custom" };
+        return (trunk with
+        {
+            ImageHeight = train.Height, ImageWidth = train.Width, PatchSize = patchSize, Channels = train.Channels,
+            NumClasses = train.NumClasses - 1, ClassNames = train.ClassNames.Skip(1).ToArray(), Mean = mean, Std = std,
+        }).Validate();
     }
 
     /// <summary>Per-pixel class ids <c>[B, H, W]</c> (uint8).</summary>
