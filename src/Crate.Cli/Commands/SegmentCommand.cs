@@ -7,6 +7,7 @@ using Crate.Core.Model;
 using Crate.Core.Segmentation;
 using Crate.Onnx.Export;
 using Crate.Training;
+using Crate.Training.Adaptation;
 using Crate.Training.Model;
 using Crate.Training.Segmentation;
 using TorchSharp;
@@ -88,10 +89,16 @@ internal static class SegmentCommand
         var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 1e-3 };
         var wd = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.05 };
         var optimizer = new Option<OptimizerKind>("--optimizer") { Description = "AdamW or Lion (the trainer's optimisers).", DefaultValueFactory = _ => OptimizerKind.AdamW };
-        var freeze = new Option<bool>("--freeze") { Description = "Segment task: train the head only, trunk frozen." };
+        var adapt = new Option<string>("--adapt")
+        {
+            Description = "Segment task: what trains besides the new head: linear-probe (nothing, trunk frozen), prompt-tuning (the trunk's prompt tokens) or fine-tune (the trunk).",
+            DefaultValueFactory = _ => AdaptationMethod.FineTune.CommandName(),
+        };
+        adapt.AcceptOnlyFromAmong([.. AdaptationMethodNames.All]);
+        var fineTuneLast = NumberOption.Integer("--fine-tune-last", "Segment task with --adapt fine-tune: train only the trunk's last N layers and the head (default: every layer).");
         var resume = new Option<bool>("--resume") { Description = "Continue from the checkpoint written after every epoch beside --out (<name>.last.ckpt), with the same options." };
         var command = new Command("train", "Train a classifier on scene labels (emergent segmentation) or a segmentation head on masks.")
-        { output, task, arch, init, preset, dim, depth, mlpRatio, patch, count, testCount, epochs, batch, lr, wd, optimizer, freeze, resume };
+        { output, task, arch, init, preset, dim, depth, mlpRatio, patch, count, testCount, epochs, batch, lr, wd, optimizer, adapt, fineTuneLast, resume };
         data.AddTo(command);
         command.SetAction(parse =>
         {
@@ -101,6 +108,9 @@ internal static class SegmentCommand
             Core.IO.AtomicFile.DeleteAbandoned(Path.GetDirectoryName(path)!);
             if (parse.GetValue(resume) && !File.Exists(checkpoint))
                 throw new TrainingException($"There is nothing to resume: '{checkpoint}' does not exist (it is written after every epoch).");
+            var method = AdaptationMethodNames.Parse(parse.GetValue(adapt)!);
+            if (parse.GetValue(fineTuneLast) is int last && (method != AdaptationMethod.FineTune || last < 1))
+                throw new ArgumentException(method != AdaptationMethod.FineTune ? "--fine-tune-last applies to --adapt fine-tune." : $"--fine-tune-last must be at least 1, got {last}.");
             var initFile = parse.GetValue(init);
             var start = parse.GetValue(resume) ? SegmentationCheckpoint.Load(checkpoint) : initFile != null ? SegmentationCheckpoint.Load(initFile.FullName) : null;
             var train = data.Load(parse, train: true, parse.GetValue(count), start?.Trunk.Config);
@@ -111,7 +121,8 @@ internal static class SegmentCommand
             var options = new SegmentationTrainingOptions
             {
                 Optimizer = parse.GetValue(optimizer), Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr),
-                WeightDecay = parse.GetValue(wd), FreezeBackbone = parse.GetValue(freeze), Seed = parse.GetValue(data.Seed),
+                WeightDecay = parse.GetValue(wd), Adaptation = method, FineTuneLastLayers = parse.GetValue(fineTuneLast),
+                Seed = parse.GetValue(data.Seed),
                 CheckpointPath = checkpoint, Resume = parse.GetValue(resume),
             };
             void Report(EpochReport r) => Console.WriteLine(FormattableString.Invariant($"epoch {r.Epoch,3}  loss {r.Loss:F4}  lr {r.LearningRate:E2}  {r.ImagesPerSecond:F0} images/s"));
