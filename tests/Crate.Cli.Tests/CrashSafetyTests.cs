@@ -71,7 +71,7 @@ public class CrashSafetyTests
     {
         string[] Command(string output, bool resume) =>
         [
-            "study", "--data", "generated", "--depth", "1", "--limit", "128", "--test-limit", "100", "--batch-size", "16",
+            "study", "--task", "classification", "--data", "generated", "--depth", "1", "--limit", "128", "--test-limit", "100", "--batch-size", "16",
             "--pretrain-steps", $"{steps}", "--adapt-steps", $"{steps / 2}", "--checkpoint-every", "2", "--out", output,
             .. resume ? ["--resume"] : Array.Empty<string>(),
         ];
