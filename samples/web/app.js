@@ -91,8 +91,9 @@ async function classify(file) {
   const milliseconds = performance.now() - started;
 
   const top = topK(outputs.probabilities.data, m.classNames, TOP);
-  const tokens = m.gridHeight * m.gridWidth + 1;
-  const attention = m.attentionOutput ? classTokenAttention(outputs[m.attentionOutput].data, m.config.heads, tokens) : null;
+  const firstPatch = 1 + (m.config.prompt_tokens ?? 0); // the class token, then any prompt tokens, then the patches
+  const tokens = firstPatch + m.gridHeight * m.gridWidth;
+  const attention = m.attentionOutput ? classTokenAttention(outputs[m.attentionOutput].data, m.config.heads, tokens, firstPatch) : null;
   const mask = m.maskClassNames ? outputs.mask.data : null;
   const counts = mask ? maskCounts(mask, m.maskClassNames.length) : null;
   state.last = { file: file.name, input, top, attention, mask, maskCounts: counts };

@@ -129,13 +129,14 @@ export function topK(probabilities, classNames, k) {
 
 /**
  * The class token's attention to each patch, averaged over heads, for the first image of an attention output
- * [batch, heads, T, T] (token 0 the class token): T - 1 values, row-major over the patch grid.
+ * [batch, heads, T, T] (token 0 the class token, patches from firstPatch on, after any prompt tokens):
+ * T - firstPatch values, row-major over the patch grid.
  */
-export function classTokenAttention(attention, heads, tokens) {
-  const map = new Float32Array(tokens - 1);
+export function classTokenAttention(attention, heads, tokens, firstPatch = 1) {
+  const map = new Float32Array(tokens - firstPatch);
   for (let h = 0; h < heads; h++) {
     const row = h * tokens * tokens; // query = class token
-    for (let j = 1; j < tokens; j++) map[j - 1] += attention[row + j] / heads;
+    for (let j = firstPatch; j < tokens; j++) map[j - firstPatch] += attention[row + j] / heads;
   }
   return map;
 }

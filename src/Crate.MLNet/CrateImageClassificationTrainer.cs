@@ -2,7 +2,9 @@ using Crate.Core.IO;
 using Crate.Core.Model;
 using Crate.MLNet.Internal;
 using Crate.Onnx.Export;
+using Crate.Core.Weights;
 using Crate.Training;
+using Crate.Training.Adaptation;
 using Crate.Training.Data;
 using Crate.Training.Model;
 using Microsoft.ML;
@@ -43,6 +45,13 @@ namespace Crate.MLNet;
 /// and <c>Load</c> round-trip it, and a process with no TorchSharp or Crate scores it. The chain scores row by row; for throughput use
 /// <see cref="CrateBatchScorer"/> on the ONNX file. Epoch metrics go to <see cref="Options.MetricsCallback"/> and <c>MLContext.Log</c>.
 /// <see cref="MLContext.GpuDeviceId"/> and <see cref="MLContext.FallbackToCpu"/> choose the device the saved chain scores on.</para>
+/// <para><b>Adapting pretrained weights.</b> With <see cref="Options.InitialWeightsPath"/> training starts from a weights file (or a training
+/// checkpoint) instead of a random network: its trunk, input size and normalisation are kept (<see cref="Options.Preset"/> and
+/// <see cref="Options.Architecture"/> are ignored), its head too when the classes are the same. <see cref="Options.Adaptation"/> says what trains:
+/// the head alone (<see cref="AdaptationMethod.LinearProbe"/>), the head and <see cref="Options.PromptTokens"/> new prompt tokens after the class
+/// token (<see cref="AdaptationMethod.PromptTuning"/>), or every weight, or the last <see cref="Options.FineTuneLastLayers"/> layers and the head
+/// (<see cref="AdaptationMethod.FineTune"/>, the default). Frozen weights stay bit-identical; prompt tokens are part of the exported network, so the
+/// chain saves, loads and scores as any other.</para>
 /// <para><b>Threads.</b> Training uses <see cref="Options.Threads"/> libtorch threads. On shared cores call
 /// <see cref="ProcessTuning.Apply"/> at start-up, before anything loads libtorch: spinning OpenMP threads slow it several-fold.</para>
 /// <para><b>Class names.</b> <c>Score</c>'s slot names and <c>PredictedLabel</c>'s key values are the class names (the training label's key
@@ -66,10 +75,11 @@ public sealed class CrateImageClassificationTrainer : IEstimator<TransformerChai
         /// <summary>The output predicted-class column. Default <c>PredictedLabel</c>.</summary>
         public string PredictedLabelColumnName = DefaultColumnNames.PredictedLabel;
 
-        /// <summary>The trunk: <c>mini</c> (default; dim 192, depth 6, patch 4), <c>tiny</c>, <c>small</c>, <c>base</c> or <c>large</c>. Ignored when <see cref="Architecture"/> is set.</summary>
+        /// <summary>The trunk: <c>mini</c> (default; dim 192, depth 6, patch 4), <c>tiny</c>, <c>small</c>, <c>base</c> or <c>large</c>. Ignored when
+        /// <see cref="Architecture"/> or <see cref="InitialWeightsPath"/> is set.</summary>
         public string Preset = "mini";
         /// <summary>An explicit architecture (width, depth, heads, patch size, pooling, ISTA step); default null: <see cref="Preset"/>. Input size,
-        /// channels, classes and normalisation still come from the data and the options below.</summary>
+        /// channels, classes and normalisation still come from the data and the options below. Ignored when <see cref="InitialWeightsPath"/> is set.</summary>
         public CrateConfig? Architecture;
         /// <summary>Image height. Default null: from the pixel column's shape; for <see cref="MLImage"/> input the preset's (28 for mini, 224 otherwise).</summary>
         public int? ImageHeight;
@@ -115,6 +125,24 @@ public sealed class CrateImageClassificationTrainer : IEstimator<TransformerChai
         public bool? BFloat16;
         /// <summary>Seed of initialisation, validation split, order and augmentation. Default null: drawn from the MLContext's seed (fixed when the context has one).</summary>
         public int? Seed;
+        /// <summary>
+        /// Start from this CRATE weights file (<c>.safetensors</c>, e.g. <c>crate train</c>'s <c>weights.safetensors</c>) or training checkpoint
+        /// (<c>.ckpt</c>) instead of a random network; its trunk, input size and normalisation are kept, its head when the classes are the same.
+        /// Default null: train from scratch.
+        /// </summary>
+        public string? InitialWeightsPath;
+        /// <summary>
+        /// What trains from <see cref="InitialWeightsPath"/>: <see cref="AdaptationMethod.FineTune"/> (default: every weight, or the last
+        /// <see cref="FineTuneLastLayers"/> layers and the head), <see cref="AdaptationMethod.LinearProbe"/> (the head alone) or
+        /// <see cref="AdaptationMethod.PromptTuning"/> (the head and <see cref="PromptTokens"/> new prompt tokens). Anything but fine-tuning
+        /// every weight needs <see cref="InitialWeightsPath"/>.
+        /// </summary>
+        public AdaptationMethod Adaptation = AdaptationMethod.FineTune;
+        /// <summary>Prompt tuning: prompt tokens inserted after the class token, initialised with std 0.02. Default 8.</summary>
+        public int PromptTokens = 8;
+        /// <summary>Fine-tuning: train only the last n layers (1..depth) and the head. Default null: every layer.</summary>
+        public int? FineTuneLastLayers;
+
         /// <summary>Also write the trained network here as a plain ONNX file (batched input, for <see cref="CrateBatchScorer"/>, <see cref="CratePredictor"/>
         /// and other runtimes). Default null: none; the saved ML.NET model never needs it.</summary>
         public string? OnnxModelPath;
@@ -140,10 +168,11 @@ public sealed class CrateImageClassificationTrainer : IEstimator<TransformerChai
         var o = _options;
         var label = LabelColumn.Resolve(input.Schema, o.LabelColumnName);
         var pixels = PixelColumn.Resolve(input.Schema, o.ImageColumnName);
-        var architecture = Architecture(pixels);
+        var initial = InitialWeights();
+        var architecture = Architecture(pixels, initial);
         pixels.CheckShape(architecture);
         using var channel = _context.Environment.Start(nameof(CrateImageClassificationTrainer));
-        var trainerOptions = TrainerOptions(channel); // checks the options before any data is read
+        var trainerOptions = TrainerOptions(channel, initial); // checks the options before any data is read
 
         var train = DatasetReader.Read(input, _context, pixels, label, architecture, "training");
         if (o.ValidationSet != null)
@@ -156,6 +185,8 @@ public sealed class CrateImageClassificationTrainer : IEstimator<TransformerChai
             trainerOptions = trainerOptions with { ValidationSet = validation, ValidationFraction = 0 };
         }
 
+        if (trainerOptions.InitialWeights != null)
+            channel.Info(MessageSensitivity.None, $"Adapting '{o.InitialWeightsPath}' by {trainerOptions.AdaptationDescription ?? "fine-tuning every weight"}.");
         channel.Info(MessageSensitivity.None, $"Training {architecture} on {train.Count} images ({(trainerOptions.ValidationSet is { } v ? $"{v.Count} validation images" : $"validation fraction {o.ValidationFraction}")}).");
         var result = new CrateTrainer(trainerOptions).Train(architecture, train);
         using var model = (CrateModel)result.Model;   // the options train CRATE (TrainerOptions.Architecture's default)
@@ -176,12 +207,40 @@ public sealed class CrateImageClassificationTrainer : IEstimator<TransformerChai
         return OutputSchema.Classification(inputSchema, _options.ScoreColumnName, _options.PredictedLabelColumnName);
     }
 
-    /// <summary>The trunk from the preset or <see cref="Options.Architecture"/>, with the input geometry of the data.</summary>
-    private CrateConfig Architecture(PixelColumn pixels)
+    /// <summary>
+    /// The weights of <see cref="Options.InitialWeightsPath"/> (a weights file or a training checkpoint), or null without one; adaptation
+    /// settings without initial weights are refused.
+    /// </summary>
+    /// <exception cref="ArgumentException">The file is missing or unreadable, or an adaptation has no weights to adapt.</exception>
+    private CrateWeights? InitialWeights()
     {
         var o = _options;
-        var trunk = o.Architecture ?? CratePresets.ByName(o.Preset);
-        (int c, int h, int w) = pixels.Source == PixelSource.Image
+        if (o.InitialWeightsPath is not { } path)
+        {
+            if (o.Adaptation != AdaptationMethod.FineTune || o.FineTuneLastLayers != null)
+                throw new ArgumentException($"{(o.FineTuneLastLayers != null ? nameof(Options.FineTuneLastLayers) : $"{nameof(Options.Adaptation)} {o.Adaptation}")} adapts pretrained weights: set {nameof(Options.InitialWeightsPath)}.");
+            return null;
+        }
+        if (!File.Exists(path)) throw new ArgumentException($"{nameof(Options.InitialWeightsPath)} '{path}' does not exist.");
+        try
+        {
+            return string.Equals(Path.GetExtension(path), ".ckpt", StringComparison.OrdinalIgnoreCase) ? Checkpoint.Load(path).Weights : CrateWeights.Load(path);
+        }
+        catch (Exception e) when (e is SafetensorsException or TrainingException)
+        {
+            throw new ArgumentException($"{nameof(Options.InitialWeightsPath)}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// The trunk from the initial weights, the preset or <see cref="Options.Architecture"/>, with the input geometry of the data (the initial
+    /// weights' own geometry when there are some: images are resized to it, pixel vectors must have it).
+    /// </summary>
+    private CrateConfig Architecture(PixelColumn pixels, CrateWeights? initial)
+    {
+        var o = _options;
+        var trunk = initial?.Config ?? o.Architecture ?? CratePresets.ByName(o.Preset);
+        (int c, int h, int w) = pixels.Source == PixelSource.Image || initial != null
             ? (trunk.Channels, trunk.ImageHeight, trunk.ImageWidth)
             : pixels.InferShape();
         var config = trunk with { Channels = o.Channels ?? c, ImageHeight = o.ImageHeight ?? h, ImageWidth = o.ImageWidth ?? w, Mean = [], Std = [], ClassNames = [] };
@@ -196,7 +255,7 @@ public sealed class CrateImageClassificationTrainer : IEstimator<TransformerChai
         }
     }
 
-    private TrainerOptions TrainerOptions(IChannel channel)
+    private TrainerOptions TrainerOptions(IChannel channel, CrateWeights? initial)
     {
         var o = _options;
         return new TrainerOptions
@@ -206,6 +265,7 @@ public sealed class CrateImageClassificationTrainer : IEstimator<TransformerChai
             ValidationFraction = o.ValidationFraction, EarlyStoppingPatience = o.EarlyStoppingPatience,
             MaxStepsPerEpoch = o.MaxStepsPerEpoch, Threads = o.Threads ?? Environment.ProcessorCount, BFloat16 = o.BFloat16,
             Seed = o.Seed ?? _context.DrawSeed(nameof(CrateImageClassificationTrainer)),
+            InitialWeights = initial, Adaptation = o.Adaptation, PromptTokens = o.PromptTokens, FineTuneLastLayers = o.FineTuneLastLayers,
             OnEpoch = metrics =>
             {
                 channel.Info(MessageSensitivity.None, metrics.ToString());

@@ -16,9 +16,10 @@ namespace Crate.Onnx;
 /// <item><term><c>features</c></term><description><c>[batch, dim]</c>: the pooled last-layer token (class token, or the mean of
 /// all tokens for mean pooling) <b>before</b> the head's LayerNorm: the representation probes and featurizers use.</description></item>
 /// <item><term><c>attention_{i}</c> (optional)</term><description><c>[batch, heads, T, T]</c>, layer i's MSSA attention
-/// (softmax over keys), T = patches + 1, token 0 the class token.</description></item>
+/// (softmax over keys), T = 1 + k + patches: token 0 the class token, then the k prompt tokens of a prompt-tuned model
+/// (<see cref="Crate.Core.Model.CrateConfig.PromptTokens"/>, usually none), then the patches.</description></item>
 /// <item><term><c>patch_tokens</c> (optional)</term><description><c>[batch, patches, dim]</c>: the last layer's ISTA output
-/// for the patch tokens (class token dropped), row-major over the patch grid.</description></item>
+/// for the patch tokens (class and prompt tokens dropped), row-major over the patch grid.</description></item>
 /// <item><term><c>mask_logits</c> (segmentation models)</term><description>float32 <c>[batch, K, H, W]</c>: per-pixel logits of the K
 /// mask classes (0 = background) at input resolution.</description></item>
 /// <item><term><c>mask</c> (segmentation models)</term><description>int64 <c>[batch, H, W]</c>: per-pixel class ids, the arg-max of

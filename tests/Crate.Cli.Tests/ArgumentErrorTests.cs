@@ -20,6 +20,8 @@ public class ArgumentErrorTests
     [TestCase(new[] { "segment", "train", "--adapt", "linear-probe", "--fine-tune-last", "1", "--out", "/nonexistent/seg.safetensors" },
         "error: --fine-tune-last applies to --adapt fine-tune.")]
     [TestCase(new[] { "segment", "train", "--fine-tune-last", "0", "--out", "/nonexistent/seg.safetensors" }, "error: --fine-tune-last must be at least 1, got 0.")]
+    [TestCase(new[] { "segment", "train", "--adapt", "linear-probe", "--prompt-tokens", "4", "--out", "/nonexistent/seg.safetensors" },
+        "error: --prompt-tokens applies to --adapt prompt-tuning.")]
     [TestCase(new[] { "segment", "train", "--adapt", "freeze", "--out", "/nonexistent/seg.safetensors" },
         "error: Argument 'freeze' not recognized. Must be one of: 'linear-probe' 'prompt-tuning' 'fine-tune' (see 'crate segment train --help')")]
     [TestCase(new[] { "study", "--checkpoint-every", "0" }, "error: --checkpoint-every must be at least 1.")]

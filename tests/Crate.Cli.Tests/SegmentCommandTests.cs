@@ -54,8 +54,9 @@ public class SegmentCommandTests
     }
 
     [TestCase("linear-probe")]
+    [TestCase("prompt-tuning")]
     [TestCase("fine-tune")]
-    public void AdaptingAnInitialisedTrunkFreezesItOnlyForTheLinearProbe(string method)
+    public void AdaptingAnInitialisedTrunkKeepsItBitIdenticalUnlessFineTuning(string method)
     {
         var dir = Directory.CreateTempSubdirectory("crate-cli-segment-adapt-").FullName;
         try
@@ -65,7 +66,8 @@ public class SegmentCommandTests
             var first = CliRunner.Run(["segment", "train", "--task", "classify", .. tiny, "--out", pretrained]);
             Assert.That(first.ExitCode, Is.EqualTo(0), first.Error);
             var adapted = Path.Combine(dir, "adapted.safetensors");
-            var second = CliRunner.Run(["segment", "train", "--init", pretrained, "--adapt", method, .. tiny, "--out", adapted]);
+            string[] prompts = method == "prompt-tuning" ? ["--prompt-tokens", "2"] : [];
+            var second = CliRunner.Run(["segment", "train", "--init", pretrained, "--adapt", method, .. prompts, .. tiny, "--out", adapted]);
             Assert.That(second.ExitCode, Is.EqualTo(0), second.Error);
 
             var before = Safetensors.Read(pretrained);
@@ -73,7 +75,8 @@ public class SegmentCommandTests
             var trunk = before.Tensors.Where(t => !t.Name.StartsWith("mlp_head.", StringComparison.Ordinal)).ToList();
             Assert.That(trunk, Has.Count.GreaterThan(10));
             var unchanged = trunk.Where(t => after.TryGet(t.Name, out var a) && a.Data.AsSpan().SequenceEqual(t.Data)).Select(t => t.Name).ToList();
-            Assert.That(unchanged, method == "linear-probe" ? Is.EqualTo(trunk.Select(t => t.Name)) : Is.Empty, "trunk tensors left bit-identical");
+            Assert.That(unchanged, method == "fine-tune" ? Is.Empty : Is.EqualTo(trunk.Select(t => t.Name)), "trunk tensors left bit-identical");
+            Assert.That(after.TryGet("prompt_tokens", out var promptTokens) ? promptTokens.Shape : null, Is.EqualTo(method == "prompt-tuning" ? new long[] { 1, 2, 192 } : null));
             Assert.That(after.Tensors.Count(t => t.Name.StartsWith("seg_head.", StringComparison.Ordinal)), Is.EqualTo(8), "a segmentation head: norm, linear and two refinement convolutions");
         }
         finally

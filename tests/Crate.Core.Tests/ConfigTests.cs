@@ -7,10 +7,31 @@ public class ConfigTests
     [Test]
     public void JsonRoundTripKeepsEveryField()
     {
-        var config = CratePresets.Mini with { Pool = Pooling.Mean, ClassNames = Enumerable.Range(0, 10).Select(i => $"c{i}").ToArray(), Dropout = 0.1 };
+        var config = CratePresets.Mini with { Pool = Pooling.Mean, ClassNames = Enumerable.Range(0, 10).Select(i => $"c{i}").ToArray(), Dropout = 0.1, PromptTokens = 3 };
         var json = config.ToJson();
-        Assert.That(json, Does.Contain("\"pool\":\"mean\"").And.Contain("\"dim_head\":32"));
+        Assert.That(json, Does.Contain("\"pool\":\"mean\"").And.Contain("\"dim_head\":32").And.Contain("\"prompt_tokens\":3"));
         Assert.That(CrateConfig.FromJson(json).ToJson(), Is.EqualTo(json));
+        Assert.That(CrateConfig.FromJson(json).PromptTokens, Is.EqualTo(3));
+    }
+
+    [Test]
+    public void PromptTokensDefaultToNoneAndAreCountedOnlyWhenPresent()
+    {
+        // JSON written before prompt tokens existed has no key: the reference network, with no prompts.
+        var legacy = CratePresets.Mini.ToJson().Replace(",\"prompt_tokens\":0", "", StringComparison.Ordinal);
+        Assert.That(legacy, Does.Not.Contain("prompt_tokens"));
+        Assert.That(CrateConfig.FromJson(legacy).PromptTokens, Is.EqualTo(0));
+
+        var prompted = CratePresets.Small with { PromptTokens = 5 };
+        Assert.That(CrateWeights.Layout(CratePresets.Small).Select(p => p.Name), Does.Not.Contain("prompt_tokens"));
+        Assert.That(CrateWeights.Layout(prompted).Single(p => p.Name == "prompt_tokens").Shape, Is.EqualTo(new long[] { 1, 5, 576 }));
+        Assert.That(prompted.ParameterCount(), Is.EqualTo(13_116_328L + 5 * 576));
+        Assert.That(prompted.TokenCount, Is.EqualTo(1 + 5 + 196));
+        Assert.That(prompted.FirstPatchToken, Is.EqualTo(6));
+        Assert.That(prompted.ToString(), Does.EndWith(", 5 prompt tokens"));
+        Assert.That(prompted.SameShapesAs(CratePresets.Small), Is.False);
+        Assert.That(() => (CratePresets.Mini with { PromptTokens = -1 }).Validate(),
+            Throws.ArgumentException.With.Message.Contains("prompt tokens must be >= 0, got -1"));
     }
 
     [Test]

@@ -78,10 +78,11 @@ public class Int8ExportTests
             }
     }
 
-    [Test]
-    public void Int8LogitsStayWithinTheToleranceDerivedFromTheQuantizationSteps()
+    [TestCase(0)]
+    [TestCase(3)]
+    public void Int8LogitsStayWithinTheToleranceDerivedFromTheQuantizationSteps(int promptTokens)
     {
-        var config = Mini;
+        var config = Mini with { PromptTokens = promptTokens };
         var weights = RandomWeights(config, seed: 7);
         const int batch = 64;
         var pixels = RandomPixels(config, batch, seed: 11);

@@ -13,10 +13,17 @@ public class ParityTests
 {
     private const double Tolerance = 1e-4;
 
-    private static CrateConfig Shape(string name) => name == "mini" ? Mini : TinyRgb;
+    private static CrateConfig Shape(string name) => name switch
+    {
+        "mini" => Mini,
+        "mini_3_prompts" => Mini with { PromptTokens = 3 },
+        "tiny_rgb_mean_pool" => TinyRgb,
+        "tiny_rgb_mean_pool_3_prompts" => TinyRgb with { PromptTokens = 3 },
+        _ => throw new ArgumentException($"unknown test shape '{name}'"),
+    };
 
     private static IEnumerable<TestCaseData> ShapesAndBatches() =>
-        from shape in new[] { "mini", "tiny_rgb_mean_pool" }
+        from shape in new[] { "mini", "mini_3_prompts", "tiny_rgb_mean_pool", "tiny_rgb_mean_pool_3_prompts" }
         from batch in new[] { 1, 5 }
         select new TestCaseData(shape, batch).SetName($"OrtMatchesTorchSharp({shape}, batch {batch})");
 
@@ -50,12 +57,15 @@ public class ParityTests
             Assert.That(MaxAbsDiff(ort.Features, Floats(trace.Features)), Is.LessThanOrEqualTo(Tolerance), "features");
             for (int i = 0; i < config.Depth; i++)
                 Assert.That(MaxAbsDiff(ort.Attention![i], Floats(trace.Layers[i].Attention!)), Is.LessThanOrEqualTo(Tolerance), $"attention of layer {i}");
-            Assert.That(MaxAbsDiff(ort.PatchTokens!, Floats(trace.Tokens.narrow(1, 1, config.NumPatches))), Is.LessThanOrEqualTo(Tolerance), "patch tokens");
+            // Patch tokens follow the class token and the prompts.
+            Assert.That(MaxAbsDiff(ort.PatchTokens!, Floats(trace.Tokens.narrow(1, 1 + config.PromptTokens, config.NumPatches))), Is.LessThanOrEqualTo(Tolerance), "patch tokens");
         });
     }
 
     [TestCase("mini")]
+    [TestCase("mini_3_prompts")]
     [TestCase("tiny_rgb_mean_pool")]
+    [TestCase("tiny_rgb_mean_pool_3_prompts")]
     public void OrtMatchesIndependentDoublePrecisionReference(string shape)
     {
         var config = Shape(shape);

@@ -5,7 +5,8 @@ namespace Crate.Onnx.Tests;
 /// <summary>
 /// CRATE's forward pass for one image written straight from the architecture description, in double precision,
 /// with plain loops: einops patchify, the ISTA step as the reference's three products (not the folded matrix),
-/// per-head attention. An independent check of the exported graph that shares no code with the exporter or TorchSharp.
+/// per-head attention, prompt tokens (when the trunk has them) placed between the class token and the patches without
+/// positions. An independent check of the exported graph that shares no code with the exporter or TorchSharp.
 /// </summary>
 internal static class ReferenceForward
 {
@@ -13,7 +14,7 @@ internal static class ReferenceForward
     public static (double[] Logits, double[] Features) Run(CrateWeights w, ReadOnlySpan<float> pixels)
     {
         var c = w.Config;
-        int p = c.PatchSize, C = c.Channels, H = c.ImageHeight, W = c.ImageWidth, d = c.Dim, T = c.NumPatches + 1;
+        int p = c.PatchSize, C = c.Channels, H = c.ImageHeight, W = c.ImageWidth, d = c.Dim, prompted = c.PromptTokens, T = 1 + prompted + c.NumPatches;
         double[] P(string key) => Array.ConvertAll(w.Floats(key), v => (double)v);
 
         // b c (h p1) (w p2) -> b (h w) (p1 p2 c), after (x / 255 - mean) / std.
@@ -31,12 +32,18 @@ internal static class ReferenceForward
         e = Linear(e, P("to_patch_embedding.2.weight"), P("to_patch_embedding.2.bias"), d);
         e = LayerNorm(e, P("to_patch_embedding.3.weight"), P("to_patch_embedding.3.bias"));
 
+        // Tokens: [cls + pos_0, prompt_1 .. prompt_k, patch_1 + pos_1 .. patch_N + pos_N] (k = prompted).
         var z = new double[T, d];
         var cls = P("cls_token");
         var pos = P("pos_embedding");
-        for (int t = 0; t < T; t++)
-            for (int k = 0; k < d; k++)
-                z[t, k] = (t == 0 ? cls[k] : e[t - 1, k]) + pos[t * d + k];
+        var prompts = prompted > 0 ? P("prompt_tokens") : [];
+        for (int f = 0; f < d; f++) z[0, f] = cls[f] + pos[f];
+        for (int t = 1; t <= prompted; t++)
+            for (int f = 0; f < d; f++)
+                z[t, f] = prompts[(t - 1) * d + f];
+        for (int n = 1; n <= c.NumPatches; n++)
+            for (int f = 0; f < d; f++)
+                z[prompted + n, f] = e[n - 1, f] + pos[n * d + f];
 
         for (int l = 0; l < c.Depth; l++)
         {

@@ -16,14 +16,21 @@ public class SegmentationExportTests
     private static readonly CrateConfig Config = Mini with { ImageHeight = 32, ImageWidth = 24, Depth = 3, NumClasses = 4, ClassNames = [] };
     private static readonly string[] MaskClasses = ["background", "a", "b", "c", "d"];
 
-    [Test]
-    public void MaskLogitsAndMaskMatchTorchSharp()
+    [TestCase(0)]
+    [TestCase(2)]
+    public void MaskLogitsAndMaskMatchTorchSharp(int promptTokens)
     {
         torch.manual_seed(21);
-        var model = new SegmentationModel(new CrateModel(Config), MaskClasses.Length);
+        var network = new CrateModel(Config with { PromptTokens = promptTokens });
+        var model = new SegmentationModel(network, MaskClasses.Length);
         model.eval();
-        // A random head's logits are nearly flat; scale the coarse layer so the arg-max is decided by real margins.
-        using (torch.no_grad()) foreach (var (name, p) in model.Head.named_parameters()) if (name == "1.weight") p.mul_(8);
+        using (torch.no_grad())
+        {
+            // A random head's logits are nearly flat; scale the coarse layer so the arg-max is decided by real margins.
+            foreach (var (name, p) in model.Head.named_parameters()) if (name == "1.weight") p.mul_(8);
+            // Fresh prompts (std 0.02) barely move the patch tokens; at std 1 a head reading the wrong tokens shows.
+            network.Prompts?.mul_(50);
+        }
         var path = Path.Combine(Path.GetTempPath(), $"seg-onnx-{Guid.NewGuid():N}.safetensors");
         try
         {

@@ -45,7 +45,7 @@ internal static class TestModels
                 {
                     _ when isNormGain => 1 + 0.2f * Normal(),
                     _ when name.EndsWith(".bias", StringComparison.Ordinal) => 0.1f * Normal(),
-                    "pos_embedding" or "cls_token" => Normal(),
+                    "pos_embedding" or "cls_token" or "prompt_tokens" => Normal(),
                     _ when name.EndsWith(".1.fn.weight", StringComparison.Ordinal) => Normal() * MathF.Sqrt(2f / fanIn), // ISTA dictionary
                     _ => Normal() / MathF.Sqrt(fanIn),
                 };

@@ -96,7 +96,7 @@ internal static class BenchTrainCommand
     /// </summary>
     public static double ForwardMatmulFlops(CrateConfig c)
     {
-        double d = c.Dim, inner = c.InnerDim, tokens = c.NumPatches + 1;
+        double d = c.Dim, inner = c.InnerDim, tokens = c.TokenCount;
         double perToken = d * inner + 2 * tokens * inner + inner * d + d * d;
         return 2 * (c.NumPatches * (double)c.PatchDim * d + c.Depth * tokens * perToken + d * c.NumClasses);
     }

@@ -38,12 +38,14 @@ internal static class InfoCommand
         long d = cfg.Dim, pd = cfg.PatchDim, inner = cfg.InnerDim;
         Row("patch embedding", $"LN({pd}) -> Linear({pd}, {d}) -> LN({d})", 2 * pd + pd * d + d + 2 * d);
         Row("class token + positions", $"[1, 1, {d}] + [1, {cfg.NumPatches + 1}, {d}]", d + (cfg.NumPatches + 1) * d);
+        if (cfg.PromptTokens > 0) Row("prompt tokens", $"{cfg.PromptTokens} after the class token, [1, {cfg.PromptTokens}, {d}]", cfg.PromptTokens * d);
         Row($"{cfg.Depth} x MSSA", $"z + Linear({inner}, {d})(softmax(UzUz^T/sqrt({cfg.DimHead})) Uz), U: {inner}x{d}", cfg.Depth * (2 * d + 2 * inner * d + d));
         Row($"{cfg.Depth} x ISTA", $"ReLU(x + {cfg.IstaStep}(xD - xD^TD) - {cfg.IstaStep * cfg.IstaLambda:G4}), D: {d}x{d}", cfg.Depth * (2 * d + d * d));
         Row("head", $"LN({d}) -> Linear({d}, {cfg.NumClasses})", 2 * d + d * cfg.NumClasses + cfg.NumClasses);
         table.AddRow("[bold]total[/]", "", $"[bold]{cfg.ParameterCount():N0}[/]");
         AnsiConsole.Write(table);
         Console.WriteLine($"parameters: {cfg.ParameterCount()}");
+        if (cfg.PromptTokens > 0) Console.WriteLine($"prompt tokens: {cfg.PromptTokens}");
     }
 
     /// <summary>An exported model as ONNX Runtime loads it: architecture, precision, outputs and the exporting Crate version.</summary>

@@ -92,13 +92,14 @@ internal static class SegmentCommand
         var adapt = new Option<string>("--adapt")
         {
             Description = "Segment task: what trains besides the new head: linear-probe (nothing, trunk frozen), prompt-tuning (the trunk's prompt tokens) or fine-tune (the trunk).",
-            DefaultValueFactory = _ => AdaptationMethod.FineTune.CommandName(),
+            DefaultValueFactory = _ => AdaptedClassifier.NameOf(AdaptationMethod.FineTune),
         };
-        adapt.AcceptOnlyFromAmong([.. AdaptationMethodNames.All]);
+        adapt.AcceptOnlyFromAmong([.. Enum.GetValues<AdaptationMethod>().Select(AdaptedClassifier.NameOf)]);
+        var promptTokens = NumberOption.Integer("--prompt-tokens", "Segment task with --adapt prompt-tuning: prompt tokens the trunk gets after its class token (default 8).");
         var fineTuneLast = NumberOption.Integer("--fine-tune-last", "Segment task with --adapt fine-tune: train only the trunk's last N layers and the head (default: every layer).");
         var resume = new Option<bool>("--resume") { Description = "Continue from the checkpoint written after every epoch beside --out (<name>.last.ckpt), with the same options." };
         var command = new Command("train", "Train a classifier on scene labels (emergent segmentation) or a segmentation head on masks.")
-        { output, task, arch, init, preset, dim, depth, mlpRatio, patch, count, testCount, epochs, batch, lr, wd, optimizer, adapt, fineTuneLast, resume };
+        { output, task, arch, init, preset, dim, depth, mlpRatio, patch, count, testCount, epochs, batch, lr, wd, optimizer, adapt, promptTokens, fineTuneLast, resume };
         data.AddTo(command);
         command.SetAction(parse =>
         {
@@ -108,15 +109,19 @@ internal static class SegmentCommand
             Core.IO.AtomicFile.DeleteAbandoned(Path.GetDirectoryName(path)!);
             if (parse.GetValue(resume) && !File.Exists(checkpoint))
                 throw new TrainingException($"There is nothing to resume: '{checkpoint}' does not exist (it is written after every epoch).");
-            var method = AdaptationMethodNames.Parse(parse.GetValue(adapt)!);
+            var method = Enum.GetValues<AdaptationMethod>().Single(m => AdaptedClassifier.NameOf(m) == parse.GetValue(adapt));
             if (parse.GetValue(fineTuneLast) is int last && (method != AdaptationMethod.FineTune || last < 1))
                 throw new ArgumentException(method != AdaptationMethod.FineTune ? "--fine-tune-last applies to --adapt fine-tune." : $"--fine-tune-last must be at least 1, got {last}.");
+            if (parse.GetValue(promptTokens) is int prompts && (method != AdaptationMethod.PromptTuning || prompts < 1))
+                throw new ArgumentException(method != AdaptationMethod.PromptTuning ? "--prompt-tokens applies to --adapt prompt-tuning." : $"--prompt-tokens must be at least 1, got {prompts}.");
             var initFile = parse.GetValue(init);
             var start = parse.GetValue(resume) ? SegmentationCheckpoint.Load(checkpoint) : initFile != null ? SegmentationCheckpoint.Load(initFile.FullName) : null;
             var train = data.Load(parse, train: true, parse.GetValue(count), start?.Trunk.Config);
             // A new trunk and head are initialised from --seed: the same command gives the same model.
             torch.manual_seed(parse.GetValue(data.Seed));
             var trunk = start?.Trunk ?? Architectures.Create(parse.GetValue(arch)!, NewConfig(parse.GetValue(preset)!, parse.GetValue(dim), parse.GetValue(depth), parse.GetValue(patch), train), parse.GetValue(mlpRatio));
+            if (parse.GetValue(task) == "segment" && method == AdaptationMethod.PromptTuning && trunk.Config.PromptTokens == 0)
+                trunk = WithPrompts(trunk, parse.GetValue(promptTokens) ?? 8);
             Console.WriteLine($"model: {Architectures.NameOf(trunk)} {trunk.Config}, {trunk.Module.parameters().Sum(p => p.numel()):N0} trunk parameters");
             var options = new SegmentationTrainingOptions
             {
@@ -135,7 +140,8 @@ internal static class SegmentCommand
             }
             else
             {
-                var model = start?.Segmenter ?? new SegmentationModel(trunk, train.NumClasses);
+                var model = start?.Segmenter is { } kept && kept.Trunk == trunk ? kept : new SegmentationModel(trunk, train.NumClasses);
+                if (start?.Segmenter is { } earlier && model != earlier) CopyMatching(earlier.Head, model.Head);   // the --init head goes on the prompted trunk
                 SegmentationTraining.TrainSegmentation(model, train, options, Report);
                 SegmentationCheckpoint.Save(path, model, train.ClassNames);
                 if (test != null) Console.Write(SegmentationEvaluation.Supervised(model, test));
@@ -262,6 +268,26 @@ internal static class SegmentCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>
+    /// <paramref name="trunk"/> rebuilt with <paramref name="promptTokens"/> fresh prompt tokens after its class token (drawn from
+    /// the seeded generator), every other weight copied: the trunk that prompt tuning trains the prompts of.
+    /// </summary>
+    private static IVisionTransformer WithPrompts(IVisionTransformer trunk, int promptTokens)
+    {
+        var prompted = Architectures.Create(Architectures.NameOf(trunk), trunk.Config with { PromptTokens = promptTokens }, (trunk as VitModel)?.MlpRatio ?? 4);
+        CopyMatching(trunk.Module, prompted.Module);
+        return prompted;
+    }
+
+    /// <summary>Copies every parameter of <paramref name="from"/> into the parameter of the same name in <paramref name="to"/>, where there is one.</summary>
+    private static void CopyMatching(TorchSharp.torch.nn.Module from, TorchSharp.torch.nn.Module to)
+    {
+        using var noGrad = torch.no_grad();
+        var source = from.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, parameter) in to.named_parameters())
+            if (source.TryGetValue(name, out var value)) parameter.copy_(value);
     }
 
     private static string Name(SegmentationDataset d, int label) => label < 0 ? "(none)" : d.ClassNames[label + 1];

@@ -4,6 +4,7 @@ using Crate.Cli.Reporting;
 using Crate.Core.Data;
 using Crate.Core.Model;
 using Crate.Training;
+using Crate.Training.Adaptation;
 using Crate.Training.Data;
 using Crate.Training.Model;
 using Crate.Training.Segmentation;
@@ -12,8 +13,8 @@ using Spectre.Console;
 namespace Crate.Cli.Commands;
 
 /// <summary>
-/// <c>crate train</c>: train (or resume, or fine-tune) a CRATE classifier. Writes checkpoints, the best
-/// <c>weights.safetensors</c>, <c>metrics.json</c> and a training-curve PNG into <c>--out</c>.
+/// <c>crate train</c>: train (or resume, or adapt pretrained weights: linear probe, prompt tuning, fine-tuning) a CRATE
+/// classifier. Writes checkpoints, the best <c>weights.safetensors</c>, <c>metrics.json</c> and a training-curve PNG into <c>--out</c>.
 /// </summary>
 internal static class TrainCommand
 {
@@ -46,7 +47,15 @@ internal static class TrainCommand
         var noTest = new Option<bool>("--no-test") { Description = "Skip the final evaluation on the source's test split." };
         var output = new Option<DirectoryInfo?>("--out") { Description = "Run directory for checkpoints, weights, metrics and the curve (default runs/<time>)." };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint (same options)." };
-        var initFrom = new Option<FileInfo?>("--init-from") { Description = "Start from these weights (fine-tuning); a new head when the data's classes differ." };
+        var initFrom = new Option<FileInfo?>("--init-from") { Description = "Start from these weights (fine-tuning, or --adapt); a new head when the data's classes differ." };
+        var adapt = new Option<string?>("--adapt")
+        {
+            Description = "How to adapt the --init-from weights: linear-probe (train the head only), prompt-tuning (the head and new prompt " +
+                          "tokens after the class token), fine-tune (default: every weight, or the last --fine-tune-last layers and the head).",
+        };
+        adapt.AcceptOnlyFromAmong(Enum.GetValues<AdaptationMethod>().Select(AdaptedClassifier.NameOf).ToArray());
+        var promptTokens = NumberOption.Integer("--prompt-tokens", "--adapt prompt-tuning: prompt tokens inserted after the class token (default 8).");
+        var fineTuneLast = NumberOption.Integer("--fine-tune-last", "--adapt fine-tune: train only the last N layers and the head (default: every layer).");
         var arch = new Option<string?>("--arch") { Description = $"Network: {Architectures.Crate} (default) or {Architectures.Vit}, the standard-transformer baseline of the same shape, trained the same way." };
         arch.AcceptOnlyFromAmong(Architectures.Crate, Architectures.Vit);
         var mlpRatio = NumberOption.Integer("--mlp-ratio", "ViT baseline: MLP hidden width as a multiple of dim (default 4).");
@@ -55,7 +64,7 @@ internal static class TrainCommand
         var command = new Command("train", "Train a CRATE classifier (or the ViT baseline) with progress, checkpoints, metrics.json and a training-curve PNG.")
         {
             preset, recipe, epochs, batchSize, lr, minLr, warmup, weightDecay, optimizer, smoothing, clip, ema, augment, valFraction, patience, seed,
-            precision, threads, steps, testLimit, noTest, output, resume, initFrom, arch, mlpRatio, keepEpochs,
+            precision, threads, steps, testLimit, noTest, output, resume, initFrom, adapt, promptTokens, fineTuneLast, arch, mlpRatio, keepEpochs,
         };
         data.AddTo(command);
         shape.AddTo(command);
@@ -67,6 +76,7 @@ internal static class TrainCommand
                 throw new ArgumentException("--resume needs --out: the run directory to continue.");
             var outDir = parse.GetValue(output)?.FullName ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
             var init = parse.GetValue(initFrom) is { } initFile ? CrateWeights.Load(initFile.FullName) : null;
+            var (method, prompts, lastLayers) = ReadAdaptation(parse, adapt, promptTokens, fineTuneLast, init, defaults);
             var options = defaults with
             {
                 Epochs = parse.GetValue(epochs) ?? defaults.Epochs,
@@ -89,6 +99,9 @@ internal static class TrainCommand
                 CheckpointDirectory = outDir,
                 Resume = parse.GetValue(resume),
                 InitialWeights = init,
+                Adaptation = method,
+                PromptTokens = prompts,
+                FineTuneLastLayers = lastLayers,
                 Architecture = parse.GetValue(arch) ?? defaults.Architecture,
                 MlpRatio = parse.GetValue(mlpRatio) ?? defaults.MlpRatio,
                 KeepEpochWeights = parse.GetValue(keepEpochs) || defaults.KeepEpochWeights,
@@ -97,7 +110,8 @@ internal static class TrainCommand
 
             // The model's input decides how data is read: a resumed run's checkpoint, the initial weights, or the preset.
             var resumed = options.Resume ? Checkpoint.Load(Path.Combine(outDir, Checkpoint.LastFile)).Config : null;
-            var architecture = resumed ?? init?.Config ?? shape.Build(parse, parse.GetValue(preset) ?? baseline?.Preset ?? "mini");
+            var adapted = init != null ? AdaptedClassifier.ConfigFor(init.Config, options.Adaptation, options.PromptTokens) : null;
+            var architecture = resumed ?? adapted ?? shape.Build(parse, parse.GetValue(preset) ?? baseline?.Preset ?? "mini");
             var read = resumed != null ? DataOptions.For(resumed) : new ImageReadOptions
             {
                 Height = architecture.ImageHeight, Width = architecture.ImageWidth,
@@ -117,6 +131,8 @@ internal static class TrainCommand
 
             Console.WriteLine($"data: '{spec}' {train.Count} training images ({train.Channels}x{train.Height}x{train.Width}, {train.ClassNames.Count} classes){(test != null ? $", {test.Count} test images" : "")}");
             Console.WriteLine($"model: {(options.Architecture == Architectures.Vit ? $"ViT baseline (MLP ratio {options.MlpRatio}) of " : "")}{architecture with { Channels = train.Channels, NumClasses = train.ClassNames.Count }}");
+            if (init != null)
+                Console.WriteLine($"adapting: {options.AdaptationDescription ?? "fine-tune (every weight)"} of '{parse.GetValue(initFrom)!.FullName}'");
             Console.WriteLine($"training: {options.Optimizer}, lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, batch {options.BatchSize}, {options.Epochs} epochs, augmentation {options.Augmentation}, {(options.EmaDecay > 0 ? $"EMA {options.EmaDecay.ToString(CultureInfo.InvariantCulture)}, " : "")}{(options.BFloat16 ?? MixedPrecision.CpuSupportsBFloat16 ? "bfloat16" : "float32")} products, {options.Threads} threads, out {outDir}{(options.Resume ? " (resuming)" : "")}");
 
             TrainingResult result;
@@ -136,6 +152,28 @@ internal static class TrainCommand
             return Task.FromResult(0);
         });
         return command;
+    }
+
+    /// <summary>
+    /// The adaptation options, checked with the command line's names: they adapt --init-from weights, and each setting
+    /// belongs to its method. Without --adapt, --init-from fine-tunes every weight.
+    /// </summary>
+    private static (AdaptationMethod Method, int PromptTokens, int? FineTuneLastLayers) ReadAdaptation(ParseResult parse, Option<string?> adapt,
+        Option<int?> promptTokens, Option<int?> fineTuneLast, CrateWeights? init, TrainerOptions defaults)
+    {
+        var (name, prompts, lastLayers) = (parse.GetValue(adapt), parse.GetValue(promptTokens), parse.GetValue(fineTuneLast));
+        if (init == null && (name != null || prompts != null || lastLayers != null))
+            throw new ArgumentException($"{(name != null ? "--adapt" : prompts != null ? "--prompt-tokens" : "--fine-tune-last")} needs --init-from: the pretrained weights to adapt.");
+        var method = name != null ? Enum.GetValues<AdaptationMethod>().Single(m => AdaptedClassifier.NameOf(m) == name) : defaults.Adaptation;
+        if (prompts != null && method != AdaptationMethod.PromptTuning)
+            throw new ArgumentException("--prompt-tokens applies to --adapt prompt-tuning.");
+        if (prompts is < 1)
+            throw new ArgumentException($"--prompt-tokens must be at least 1, got {prompts}.");
+        if (lastLayers != null && method != AdaptationMethod.FineTune)
+            throw new ArgumentException("--fine-tune-last applies to --adapt fine-tune.");
+        if (lastLayers is int n && init is { Config.Depth: var depth } && (n < 1 || n > depth))
+            throw new ArgumentException($"--fine-tune-last must be 1..{depth} (the depth of the --init-from trunk), got {n}.");
+        return (method, prompts ?? defaults.PromptTokens, lastLayers ?? defaults.FineTuneLastLayers);
     }
 
     private static void Report(TrainingResult result, string outDir)

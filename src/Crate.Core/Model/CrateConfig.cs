@@ -43,6 +43,11 @@ public sealed record CrateConfig
     public double EmbDropout { get; init; }
     /// <summary>Head pooling: class token (default) or mean over tokens.</summary>
     public Pooling Pool { get; init; } = Pooling.Cls;
+    /// <summary>
+    /// Learned prompt tokens (parameter <c>prompt_tokens</c>, <c>[1, k, dim]</c>) inserted right after the class token, without
+    /// positional embedding: the trunk of a prompt-tuned model. Default 0: the reference network, with its exact parameters.
+    /// </summary>
+    public int PromptTokens { get; init; }
     /// <summary>ISTA step size eta.</summary>
     public double IstaStep { get; init; } = 0.1;
     /// <summary>ISTA sparsity penalty lambda.</summary>
@@ -66,6 +71,10 @@ public sealed record CrateConfig
     [JsonIgnore] public int PatchDim => PatchSize * PatchSize * Channels;
     /// <summary>Width of all heads together, <c>heads*dim_head</c>.</summary>
     [JsonIgnore] public int InnerDim => Heads * DimHead;
+    /// <summary>Tokens per image: the class token, the prompt tokens, then the patches.</summary>
+    [JsonIgnore] public int TokenCount => FirstPatchToken + NumPatches;
+    /// <summary>Index of the first patch token, after the class token and the <see cref="PromptTokens"/>.</summary>
+    [JsonIgnore] public int FirstPatchToken => 1 + PromptTokens;
 
     /// <summary>Normalisation mean of channel <paramref name="channel"/>.</summary>
     public float MeanOf(int channel) => Mean.Length == 0 ? 0.5f : Mean[channel];
@@ -84,6 +93,7 @@ public sealed record CrateConfig
         Require(ImageHeight % PatchSize == 0 && ImageWidth % PatchSize == 0, $"patch size {PatchSize} must divide the image size {ImageHeight}x{ImageWidth}");
         Require(Channels > 0, $"channels must be positive, got {Channels}");
         Require(NumClasses > 0, $"classes must be positive, got {NumClasses}");
+        Require(PromptTokens >= 0, $"prompt tokens must be >= 0, got {PromptTokens}");
         Require(Dropout is >= 0 and < 1 && EmbDropout is >= 0 and < 1, "dropout rates must be in [0, 1)");
         Require(Mean.Length is 0 || Mean.Length == Channels, $"mean has {Mean.Length} values for {Channels} channels");
         Require(Std.Length is 0 || Std.Length == Channels, $"std has {Std.Length} values for {Channels} channels");
@@ -96,7 +106,7 @@ public sealed record CrateConfig
     public long ParameterCount()
     {
         long d = Dim, pd = PatchDim, inner = InnerDim;
-        long embed = 2 * pd + (pd * d + d) + 2 * d + (long)(NumPatches + 1) * d + d;
+        long embed = 2 * pd + (pd * d + d) + 2 * d + (long)(NumPatches + 1) * d + d + (long)PromptTokens * d;
         long layer = 2 * d + inner * d + (inner * d + d) + 2 * d + d * d;
         long head = 2 * d + d * NumClasses + NumClasses;
         return embed + Depth * layer + head;
@@ -120,9 +130,10 @@ public sealed record CrateConfig
     public bool SameShapesAs(CrateConfig other) =>
         Dim == other.Dim && Depth == other.Depth && Heads == other.Heads && DimHead == other.DimHead &&
         ImageHeight == other.ImageHeight && ImageWidth == other.ImageWidth && PatchSize == other.PatchSize &&
-        Channels == other.Channels && NumClasses == other.NumClasses;
+        Channels == other.Channels && NumClasses == other.NumClasses && PromptTokens == other.PromptTokens;
 
     /// <summary>A readable one-line summary.</summary>
     public override string ToString() =>
-        $"CRATE-{Preset}: dim {Dim}, depth {Depth}, heads {Heads}x{DimHead}, {ImageHeight}x{ImageWidth}x{Channels} input, patch {PatchSize} ({NumPatches} patches), {NumClasses} classes, pool {Pool.ToString().ToLowerInvariant()}";
+        $"CRATE-{Preset}: dim {Dim}, depth {Depth}, heads {Heads}x{DimHead}, {ImageHeight}x{ImageWidth}x{Channels} input, patch {PatchSize} ({NumPatches} patches), {NumClasses} classes, pool {Pool.ToString().ToLowerInvariant()}" +
+        (PromptTokens > 0 ? $", {PromptTokens} prompt tokens" : "");
 }

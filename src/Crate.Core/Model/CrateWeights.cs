@@ -34,7 +34,10 @@ public sealed class CrateWeights
         ? t.ToFloats()
         : throw new KeyNotFoundException($"CRATE weights have no tensor '{name}'.");
 
-    /// <summary>Every parameter of a CRATE network, in the reference's registration order, with its shape.</summary>
+    /// <summary>
+    /// Every parameter of a CRATE network, in the reference's registration order, with its shape; <c>prompt_tokens</c>
+    /// (after <c>cls_token</c>) only when <see cref="CrateConfig.PromptTokens"/> is positive.
+    /// </summary>
     public static IReadOnlyList<(string Name, long[] Shape)> Layout(CrateConfig c)
     {
         long d = c.Dim, pd = c.PatchDim, inner = c.InnerDim;
@@ -42,10 +45,15 @@ public sealed class CrateWeights
         {
             ("pos_embedding", [1, c.NumPatches + 1, d]),
             ("cls_token", [1, 1, d]),
+        };
+        // Only a prompt-tuned trunk has prompts: reference checkpoints keep exactly the reference's names.
+        if (c.PromptTokens > 0) list.Add(("prompt_tokens", [1, c.PromptTokens, d]));
+        list.AddRange(
+        [
             ("to_patch_embedding.1.weight", [pd]), ("to_patch_embedding.1.bias", [pd]),
             ("to_patch_embedding.2.weight", [d, pd]), ("to_patch_embedding.2.bias", [d]),
             ("to_patch_embedding.3.weight", [d]), ("to_patch_embedding.3.bias", [d]),
-        };
+        ]);
         for (int i = 0; i < c.Depth; i++)
         {
             var l = $"transformer.layers.{i}";

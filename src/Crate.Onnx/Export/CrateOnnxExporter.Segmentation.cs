@@ -7,7 +7,7 @@ public static partial class CrateOnnxExporter
 {
     /// <summary>
     /// The segmentation head on the last layer's tokens <paramref name="z"/>, mirroring <c>PatchSegmentationHead</c>:
-    /// drop the class token; <c>LN -> Linear(dim, K*p*p)</c>; put each patch's p x p pixels in place
+    /// drop the class token and any prompt tokens; <c>LN -> Linear(dim, K*p*p)</c>; put each patch's p x p pixels in place
     /// (<c>[B, gh, gw, K, p, p] -> [B, K, gh, p, gw, p] -> [B, K, H, W]</c>); refine with
     /// <c>Conv3x3 -> Relu -> Conv3x3</c> over <c>[coarse, normalised image]</c> and add; <c>mask</c> = ArgMax over classes.
     /// </summary>
@@ -16,7 +16,7 @@ public static partial class CrateOnnxExporter
         long k = head.NumClasses, p = c.PatchSize;
         string Const(string name) => g.Constant($"seg_head.{name}", SegmentationHeadWeights.Layout(c, head.NumClasses).First(t => t.Name == name).Shape, head.Floats(name));
         var tokens = g.Node("Slice", "seg_head/drop_cls",
-            [z, g.Int64s("seg_head.starts", 1), g.Int64s("seg_head.ends", c.NumPatches + 1), g.Int64s("seg_head.axes", 1)]);
+            [z, g.Int64s("seg_head.starts", c.FirstPatchToken), g.Int64s("seg_head.ends", c.TokenCount), g.Int64s("seg_head.axes", 1)]);
         var x = g.Node("LayerNormalization", "seg_head/norm", [tokens, Const("0.weight"), Const("0.bias")], null,
             Int("axis", -1), Float("epsilon", LayerNormEpsilon));
         x = g.Node("MatMul", "seg_head/linear/matmul", [x, TransposedConstant(g, "seg_head.1.weight", head.Floats("1.weight"), (int)(k * p * p), c.Dim)]);

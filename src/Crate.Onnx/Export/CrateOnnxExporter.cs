@@ -62,7 +62,7 @@ public static partial class CrateOnnxExporter
             z = Ista(g, weights, precision, i, h, istaThreshold);                      // z' = ISTA(LN2(h)), no residual
             if (attentionOutput != null)
             {
-                g.Output(attentionOutput, CrateOnnxSchema.BatchDimension, (long)c.Heads, (long)c.NumPatches + 1, (long)c.NumPatches + 1);
+                g.Output(attentionOutput, CrateOnnxSchema.BatchDimension, (long)c.Heads, (long)c.TokenCount, (long)c.TokenCount);
                 outputs.Add(attentionOutput);
             }
         }
@@ -74,9 +74,9 @@ public static partial class CrateOnnxExporter
         if (options.Segmentation != null) outputs.AddRange(SegmentationHead(g, c, options.Segmentation, z, normalized));
         if (options.IncludePatchTokens)
         {
-            // The last layer's tokens without the class token: Slice(z, [1:N+1]) on axis 1.
+            // The last layer's tokens without the class token and the prompts: Slice(z, [1+k:1+k+N]) on axis 1.
             g.Node("Slice", "tokens/drop_cls",
-                [z, g.Int64s("tokens.starts", 1), g.Int64s("tokens.ends", c.NumPatches + 1), g.Int64s("tokens.axes", 1)],
+                [z, g.Int64s("tokens.starts", c.FirstPatchToken), g.Int64s("tokens.ends", c.TokenCount), g.Int64s("tokens.axes", 1)],
                 CrateOnnxSchema.PatchTokens);
             g.Output(CrateOnnxSchema.PatchTokens, CrateOnnxSchema.BatchDimension, (long)c.NumPatches, (long)c.Dim);
             outputs.Add(CrateOnnxSchema.PatchTokens);
@@ -127,7 +127,8 @@ public static partial class CrateOnnxExporter
     }
 
     /// <summary>
-    /// Patchify <c>b c (h p1) (w p2) -> b (h w) (p1 p2 c)</c>, LN -> Linear -> LN, prepend the class token, add positions.
+    /// Patchify <c>b c (h p1) (w p2) -> b (h w) (p1 p2 c)</c>, LN -> Linear -> LN, prepend the class token, add positions;
+    /// then, when the trunk has prompt tokens, insert them (without positions) after the class token: <c>[cls, prompts, patches]</c>.
     /// </summary>
     private static string PatchEmbed(OnnxGraphBuilder g, CrateWeights w, CrateOnnxPrecision precision, string x)
     {
@@ -145,7 +146,15 @@ public static partial class CrateOnnxExporter
         var clsShape = g.Node("Concat", "embed/cls_shape", [batch, g.Int64s("embed.cls_tail", 1, c.Dim)], null, Int("axis", 0));
         var cls = g.Node("Expand", "embed/cls_expand", [Weight(g, w, "cls_token"), clsShape]);
         x = g.Node("Concat", "embed/prepend_cls", [cls, x], null, Int("axis", 1));
-        return g.Node("Add", "embed/add_pos", [x, Weight(g, w, "pos_embedding")]);
+        x = g.Node("Add", "embed/add_pos", [x, Weight(g, w, "pos_embedding")]);
+        if (c.PromptTokens == 0) return x;
+
+        var promptShape = g.Node("Concat", "embed/prompt_shape", [batch, g.Int64s("embed.prompt_tail", c.PromptTokens, c.Dim)], null, Int("axis", 0));
+        var prompts = g.Node("Expand", "embed/prompt_expand", [Weight(g, w, "prompt_tokens"), promptShape]);
+        var axis = g.Int64s("embed.token_axis", 1);
+        var clsWithPosition = g.Node("Slice", "embed/cls_with_pos", [x, g.Int64s("embed.cls_starts", 0), g.Int64s("embed.cls_ends", 1), axis]);
+        var patches = g.Node("Slice", "embed/patches_with_pos", [x, g.Int64s("embed.patch_starts", 1), g.Int64s("embed.patch_ends", c.NumPatches + 1), axis]);
+        return g.Node("Concat", "embed/insert_prompts", [clsWithPosition, prompts, patches], null, Int("axis", 1));
     }
 
     /// <summary>

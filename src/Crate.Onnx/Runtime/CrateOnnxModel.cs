@@ -248,7 +248,7 @@ public sealed class CrateOnnxModel : IDisposable
         CheckFinite(pixels.Span);
 
         var c = Config;
-        long tokens = c.NumPatches + 1;
+        long tokens = c.TokenCount;
         // Each requested output: name, floats per image, the per-image shape, and the array the whole batch lands in.
         var outputs = new List<(string Name, long PerImage, long[] Shape, float[] Data)>
         {

@@ -38,7 +38,7 @@ public sealed class AdaptedSegmenter : IObjective
     public long TrainableParameterCount => _trainable.Sum(p => p.numel());
 
     /// <inheritdoc />
-    public string Name => $"segmentation {Method.CommandName()}";
+    public string Name => $"segmentation {AdaptedClassifier.NameOf(Method)}";
     /// <inheritdoc />
     public IReadOnlyList<Parameter> TrainableParameters => _trainable;
 

@@ -126,8 +126,8 @@ public static class WhiteBox
         using (var scope = NewDisposeScope())
         {
             var trace = model.Trace(ImageTensors.Normalised(data, indices, config), keepAttention: true);
-            // Row 0 of each head's attention is the class token's query; columns 1.. are the patches.
-            var perLayer = trace.Layers.Select(t => t.Attention!.select(2, 0).narrow(-1, 1, grid).contiguous().data<float>().ToArray()).ToArray();
+            // Row 0 of each head's attention is the class token's query; the patches' columns follow the class token and any prompts.
+            var perLayer = trace.Layers.Select(t => t.Attention!.select(2, 0).narrow(-1, config.FirstPatchToken, grid).contiguous().data<float>().ToArray()).ToArray();
             for (int i = 0; i < indices.Count; i++)
             {
                 maps[i] = new float[config.Depth][][];

@@ -26,6 +26,7 @@ public sealed class CrateModel : nn.Module<Tensor, Tensor>, IVisionTransformer
     private readonly PatchEmbedding to_patch_embedding;
     private readonly Parameter pos_embedding;
     private readonly Parameter cls_token;
+    private readonly Parameter? prompt_tokens;
     private readonly Dropout _embDropout;
     private readonly CrateLayer[] _layers;
     private readonly ClassifierHead mlp_head;
@@ -38,6 +39,8 @@ public sealed class CrateModel : nn.Module<Tensor, Tensor>, IVisionTransformer
         cls_token = new Parameter(torch.randn(1, 1, config.Dim));
         register_parameter(nameof(pos_embedding), pos_embedding);
         register_parameter(nameof(cls_token), cls_token);
+        prompt_tokens = TrunkInput.CreatePrompts(config);
+        if (prompt_tokens is not null) register_parameter(nameof(prompt_tokens), prompt_tokens);
         to_patch_embedding = new PatchEmbedding(config.PatchSize, config.Channels, config.Dim);
         register_module(nameof(to_patch_embedding), to_patch_embedding);
         _embDropout = nn.Dropout(config.EmbDropout);
@@ -47,6 +50,7 @@ public sealed class CrateModel : nn.Module<Tensor, Tensor>, IVisionTransformer
         register_module("transformer", new LayerStack(new ModuleList<CrateLayer>(_layers)));
         mlp_head = new ClassifierHead(config.Dim, config.NumClasses);
         register_module(nameof(mlp_head), mlp_head);
+        TrunkInput.InitialisePrompts(prompt_tokens);
     }
 
     /// <summary>The configuration the network was built from.</summary>
@@ -59,6 +63,8 @@ public sealed class CrateModel : nn.Module<Tensor, Tensor>, IVisionTransformer
     public Parameter ClassToken => cls_token;
     /// <summary>The learned positional embedding, <c>[1, N+1, dim]</c>.</summary>
     public Parameter PositionalEmbedding => pos_embedding;
+    /// <summary>The learned prompt tokens <c>[1, k, dim]</c> that follow the class token, or null when <see cref="CrateConfig.PromptTokens"/> is 0.</summary>
+    public Parameter? Prompts => prompt_tokens;
 
     /// <summary>
     /// Mixed precision: the trunk's matrix products run in bfloat16 while weights, LayerNorm, softmax, residuals,
@@ -78,11 +84,14 @@ public sealed class CrateModel : nn.Module<Tensor, Tensor>, IVisionTransformer
     /// <summary>Number of trainable parameters.</summary>
     public long ParameterCount() => parameters().Sum(p => p.numel());
 
-    /// <summary>Images <c>[B, C, H, W]</c> (already normalised) to tokens <c>[B, N+1, dim]</c>: patches, class token first, plus positions.</summary>
+    /// <summary>
+    /// Images <c>[B, C, H, W]</c> (already normalised) to tokens <c>[B, 1 + k + N, dim]</c>: the class token plus its position,
+    /// the k prompt tokens (no position), then the patches plus theirs.
+    /// </summary>
     public Tensor Embed(Tensor images)
     {
         var patches = EmbedPatches(images);
-        return _embDropout.forward(torch.cat([ClassTokenWithPosition(patches.shape[0]), patches], 1));
+        return _embDropout.forward(TrunkInput.Assemble(ClassTokenWithPosition(patches.shape[0]), prompt_tokens, patches));
     }
 
     /// <summary>Patch tokens with their positional embeddings, <c>[B, N, dim]</c>, no class token (masked modelling picks among them).</summary>

@@ -1,5 +1,6 @@
 using Crate.Core.Model;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Crate.Training.Model;
@@ -20,7 +21,10 @@ public interface IVisionTransformer
     /// </summary>
     bool BFloat16 { get; set; }
 
-    /// <summary>Images <c>[B, C, H, W]</c> (normalised) to tokens <c>[B, N+1, dim]</c>, class token first.</summary>
+    /// <summary>
+    /// Images <c>[B, C, H, W]</c> (normalised) to tokens <c>[B, 1 + k + N, dim]</c>: the class token first, then the
+    /// <see cref="CrateConfig.PromptTokens"/> k prompt tokens, then the patches (from <see cref="CrateConfig.FirstPatchToken"/>).
+    /// </summary>
     Tensor Embed(Tensor images);
 
     /// <summary>Runs every layer; with <paramref name="trace"/> each layer's work (and attention, when asked) is recorded.</summary>
@@ -82,7 +86,28 @@ internal static class TrunkInput
         return new CrateTrace(model.Head(features), features, tokens, layers);
     }
 
-    /// <summary>Prepends the class token to the patch tokens and adds the positional embedding.</summary>
-    public static Tensor Assemble(Tensor patches, Tensor classToken, Tensor positions) =>
-        torch.cat([classToken.expand(patches.shape[0], -1, -1), patches], 1).add(positions);
+    /// <summary>
+    /// The token sequence <c>[B, 1 + k + N, dim]</c>: the class token (its position already added), the <paramref name="prompts"/>
+    /// when the trunk has them (no positional embedding), then the patch tokens (positions added).
+    /// </summary>
+    public static Tensor Assemble(Tensor classToken, Tensor? prompts, Tensor patches)
+    {
+        long batch = patches.shape[0];
+        var cls = classToken.expand(batch, -1, -1);
+        return prompts is null ? torch.cat([cls, patches], 1) : torch.cat([cls, prompts.expand(batch, -1, -1), patches], 1);
+    }
+
+    /// <summary>The <c>prompt_tokens</c> parameter <c>[1, k, dim]</c> of <paramref name="c"/>, still to be drawn by <see cref="InitialisePrompts"/>; null when k is 0.</summary>
+    public static Parameter? CreatePrompts(CrateConfig c) => c.PromptTokens > 0 ? new Parameter(torch.empty(1, c.PromptTokens, c.Dim)) : null;
+
+    /// <summary>
+    /// Draws the prompts from N(0, 0.02^2), as prompt tuning initialises them. Trunks call it after creating every other
+    /// parameter, so those get the same initial values with or without prompts.
+    /// </summary>
+    public static void InitialisePrompts(Parameter? prompts)
+    {
+        if (prompts is null) return;
+        using var noGrad = torch.no_grad();
+        prompts.normal_(0, 0.02);
+    }
 }

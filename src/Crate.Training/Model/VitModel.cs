@@ -143,6 +143,7 @@ public sealed class VitModel : nn.Module<Tensor, Tensor>, IVisionTransformer
     private readonly PatchEmbedding to_patch_embedding;
     private readonly Parameter pos_embedding;
     private readonly Parameter cls_token;
+    private readonly Parameter? prompt_tokens;
     private readonly Dropout _embDropout;
     private readonly VitLayer[] _layers;
     private readonly ClassifierHead mlp_head;
@@ -157,6 +158,8 @@ public sealed class VitModel : nn.Module<Tensor, Tensor>, IVisionTransformer
         cls_token = new Parameter(torch.randn(1, 1, config.Dim));
         register_parameter(nameof(pos_embedding), pos_embedding);
         register_parameter(nameof(cls_token), cls_token);
+        prompt_tokens = TrunkInput.CreatePrompts(config);
+        if (prompt_tokens is not null) register_parameter(nameof(prompt_tokens), prompt_tokens);
         to_patch_embedding = new PatchEmbedding(config.PatchSize, config.Channels, config.Dim);
         register_module(nameof(to_patch_embedding), to_patch_embedding);
         _embDropout = nn.Dropout(config.EmbDropout);
@@ -165,6 +168,7 @@ public sealed class VitModel : nn.Module<Tensor, Tensor>, IVisionTransformer
         register_module("transformer", new LayerStack(new ModuleList<VitLayer>(_layers)));
         mlp_head = new ClassifierHead(config.Dim, config.NumClasses);
         register_module(nameof(mlp_head), mlp_head);
+        TrunkInput.InitialisePrompts(prompt_tokens);
     }
 
     /// <inheritdoc />
@@ -192,7 +196,8 @@ public sealed class VitModel : nn.Module<Tensor, Tensor>, IVisionTransformer
     public Tensor Embed(Tensor images)
     {
         TrunkInput.Check(Config, images, "ViT");
-        return _embDropout.forward(TrunkInput.Assemble(to_patch_embedding.forward(images), cls_token, pos_embedding));
+        var patches = to_patch_embedding.forward(images).add(pos_embedding.narrow(1, 1, Config.NumPatches));
+        return _embDropout.forward(TrunkInput.Assemble(cls_token.add(pos_embedding.narrow(1, 0, 1)), prompt_tokens, patches));
     }
 
     /// <inheritdoc />

@@ -50,7 +50,7 @@ public static class EmergentSegmentation
         if (options.VoteFraction is <= 0 or > 1) throw new ArgumentOutOfRangeException(nameof(options), $"vote fraction must be in (0, 1], got {options.VoteFraction}");
         using var _ = torch.no_grad();
         var trace = model.Trace(images, keepAttention: true);
-        var toPatches = trace.Layers[layer].Attention!.select(2, 0).narrow(-1, 1, c.NumPatches);    // [B, heads, N]: class token -> patches
+        var toPatches = trace.Layers[layer].Attention!.select(2, 0).narrow(-1, c.FirstPatchToken, c.NumPatches);    // [B, heads, N]: class token -> patches
         var attention = toPatches.div(toPatches.sum(-1, keepdim: true));                              // the class token's own share removed
         var keep = KeepTopMass(attention, options.KeepMass);
         long b = images.shape[0];

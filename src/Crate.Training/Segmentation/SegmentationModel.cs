@@ -93,7 +93,8 @@ public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor images)
     {
         var tokens = Trunk.ForwardTokens(Trunk.Embed(images));
-        return seg_head.forward(tokens.narrow(1, 1, tokens.shape[1] - 1), images);          // patch tokens only
+        var c = Trunk.Config;
+        return seg_head.forward(tokens.narrow(1, c.FirstPatchToken, c.NumPatches), images);   // patch tokens only: no class token, no prompts
     }
 
     /// <summary>Per-pixel class ids <c>[B, H, W]</c> (uint8).</summary>

@@ -220,11 +220,9 @@ public static class PretextStudy
             var config = ClassificationBackbone(options, train);
             return new Half(StudyTask.Classification, config, train, (trunk, method, checkpoint) =>
             {
-                var backbone = new CrateModel(config);
-                backbone.LoadWeights(trunk);
-                using var adapted = new AdaptedClassifier(backbone, config.NumClasses, method, options.PromptTokens);
+                using var adapted = new AdaptedClassifier(trunk, config.NumClasses, method, options.PromptTokens);
                 var loss = ObjectiveTraining.Run(adapted, adapted, config, train, options.Adaptation, options.Seed, checkpoint: checkpoint);
-                return new Outcome(Accuracy(adapted, config, test), null, null, adapted.TrainableParameterCount, TrunkUnchanged(backbone, trunk), loss);
+                return new Outcome(Accuracy(adapted, config, test), null, null, adapted.TrainableParameterCount, TrunkUnchanged(adapted.Model, trunk), loss);
             });
         }
 
@@ -234,8 +232,9 @@ public static class PretextStudy
             var config = SegmentationBackbone(options, images);
             return new Half(StudyTask.Segmentation, config, images, (trunk, method, checkpoint) =>
             {
-                var backbone = new CrateModel(config);
-                backbone.LoadWeights(trunk);
+                // The trunk as adaptation needs it (with fresh prompt tokens for prompt tuning), holding the pretrained weights.
+                var backbone = new CrateModel(AdaptedClassifier.ConfigFor(config, method, options.PromptTokens));
+                AdaptedClassifier.LoadTrunk(backbone, trunk, method, keepHead: false);
                 var adapted = new AdaptedSegmenter(backbone, train.NumClasses, method);
                 using var model = adapted.Model;
                 var batches = new SegmentationBatchLoader(train, options.Adaptation.BatchSize, config, options.Seed);

@@ -42,6 +42,8 @@ public sealed record TrainingState
     public OptimizerKind Optimizer { get; init; }
     /// <summary>The run's seed (order and augmentation are keyed by it and the epoch).</summary>
     public int Seed { get; init; }
+    /// <summary>The adaptation of the initial weights (<see cref="TrainerOptions.AdaptationDescription"/>); null when every weight trains.</summary>
+    public string? Adaptation { get; init; }
     /// <summary>Every finished epoch's metrics.</summary>
     public IReadOnlyList<EpochMetrics> History { get; init; } = [];
 }

@@ -5,6 +5,7 @@ using Crate.Core.Data;
 using Crate.Core.IO;
 using Crate.Core.Model;
 using Crate.Core.Weights;
+using Crate.Training.Adaptation;
 using Crate.Training.Data;
 using Crate.Training.Model;
 using Crate.Training.Segmentation;
@@ -46,8 +47,6 @@ public sealed record TrainingResult(IVisionTransformer Model, IReadOnlyList<Epoc
 /// </remarks>
 public sealed class CrateTrainer
 {
-    private const string HeadPrefix = "mlp_head.";
-
     /// <summary>Creates a trainer with <paramref name="options"/> (defaults when null).</summary>
     /// <exception cref="ArgumentException">An option is out of range.</exception>
     public CrateTrainer(TrainerOptions? options = null) => Options = (options ?? new()).Validate();
@@ -77,10 +76,15 @@ public sealed class CrateTrainer
         torch.manual_seed(o.Seed);
         if (resume != null && (resume.State.Optimizer != o.Optimizer || resume.State.Seed != o.Seed || resume.Architecture != o.Architecture || resume.MlpRatio != o.MlpRatio))
             throw new TrainingException($"The checkpoint was trained with {resume.Architecture}, {resume.State.Optimizer}, seed {resume.State.Seed}; this run asks for {o.Architecture}, {o.Optimizer}, seed {o.Seed}. Resume with the same options.");
+        if (resume != null && resume.State.Adaptation != o.AdaptationDescription)
+            throw new TrainingException($"The checkpoint was trained by {resume.State.Adaptation ?? "training every weight"}; this run asks for {o.AdaptationDescription ?? "training every weight"}. Resume with the same options.");
         var model = resume?.CreateModel() ?? Architectures.Create(o.Architecture, config, o.MlpRatio);
-        if (resume == null && o.InitialWeights != null) InitialiseFrom((CrateModel)model, o.InitialWeights);   // Validate: initial weights only for CRATE
-        using var optimizer = CrateOptimizer.Create(o.Optimizer, CrateOptimizer.Split(model.Module), o.WeightDecay, o.Beta1, o.Beta2, o.EmaDecay);
-        var state = new TrainingState { Seed = o.Seed, Optimizer = o.Optimizer };
+        if (resume == null && o.InitialWeights != null) InitialiseFrom((CrateModel)model, o.InitialWeights, o.Adaptation);   // Validate: initial weights only for CRATE
+        // Validate: adapting needs initial weights, so the model is CRATE. Frozen weights never reach the optimiser.
+        if (o.AdaptationDescription != null) AdaptedClassifier.Freeze((CrateModel)model, o.Adaptation, o.FineTuneLastLayers);
+        using var optimizer = CrateOptimizer.Create(o.Optimizer, CrateOptimizer.Split(model.Module).Where(p => p.Parameter.requires_grad), o.WeightDecay,
+            o.Beta1, o.Beta2, o.EmaDecay);
+        var state = new TrainingState { Seed = o.Seed, Optimizer = o.Optimizer, Adaptation = o.AdaptationDescription };
         IReadOnlyList<NamedTensor>? best = null;
         if (resume != null)
         {
@@ -184,10 +188,10 @@ public sealed class CrateTrainer
         return CrateEvaluation.Evaluate(model, data, o.EvaluationBatchSize, cancellation);
     }
 
-    /// <summary>The architecture completed from the data: channels, classes, names and normalisation.</summary>
+    /// <summary>The architecture (or the initial weights', adapted) completed from the data: channels, classes, names and normalisation.</summary>
     private static CrateConfig ResolveConfig(CrateConfig architecture, ImageDataset train, TrainerOptions o)
     {
-        var init = o.InitialWeights?.Config;
+        var init = o.InitialWeights is { } initial ? AdaptedClassifier.ConfigFor(initial.Config, o.Adaptation, o.PromptTokens) : null;
         var (mean, std) = o.Mean != null ? (o.Mean, o.Std!)
             : init is { Mean.Length: > 0 } ? (init.Mean, init.Std)
             : train.ChannelStatistics();
@@ -205,18 +209,18 @@ public sealed class CrateTrainer
             throw new ArgumentException($"The {role} data '{data.Name}' has {data.ClassNames.Count} classes; the model has {config.NumClasses}.");
     }
 
-    /// <summary>Loads <paramref name="initial"/>'s trunk; its head too when the classes are the same, else a fresh head.</summary>
-    private static void InitialiseFrom(CrateModel model, CrateWeights initial)
+    /// <summary>
+    /// Loads <paramref name="initial"/>'s trunk; its head too when the classes are the same, else a fresh head; prompt
+    /// tuning keeps the model's fresh prompts.
+    /// </summary>
+    private static void InitialiseFrom(CrateModel model, CrateWeights initial, AdaptationMethod method)
     {
         var config = model.Config;
-        if (!initial.Config.SameShapesAs(config with { NumClasses = initial.Config.NumClasses }))
+        if (!initial.Config.SameShapesAs(config with { NumClasses = initial.Config.NumClasses, PromptTokens = initial.Config.PromptTokens }))
             throw new TrainingException($"The initial weights ({initial.Config}) do not fit this run ({config}): the trunk and input must match.");
         bool sameHead = initial.Config.NumClasses == config.NumClasses
             && (initial.Config.ClassNames.Length == 0 || initial.Config.ClassNames.SequenceEqual(config.ClassNames));
-        var tensors = sameHead ? initial.Tensors
-            : initial.Tensors.Where(t => !t.Name.StartsWith(HeadPrefix, StringComparison.Ordinal))
-                .Concat(model.ToWeights().Tensors.Where(t => t.Name.StartsWith(HeadPrefix, StringComparison.Ordinal)));
-        model.LoadWeights(CrateWeights.Create(config, tensors.ToList(), source: "initial weights"));
+        AdaptedClassifier.LoadTrunk(model, initial, method, keepHead: sameHead);
     }
 
     private static void WriteReport(string dir, CrateConfig config, TrainerOptions o, TrainingState state, int trainImages, int validationImages,
@@ -235,6 +239,7 @@ public sealed class CrateTrainer
                 ["validation_fraction"] = o.ValidationSet != null ? null : o.ValidationFraction, ["early_stopping_patience"] = o.EarlyStoppingPatience,
                 ["seed"] = o.Seed, ["threads"] = o.Threads, ["max_steps_per_epoch"] = o.MaxStepsPerEpoch,
                 ["bfloat16"] = o.BFloat16 ?? MixedPrecision.CpuSupportsBFloat16,
+                ["adaptation"] = o.AdaptationDescription,
             },
             ["train_images"] = trainImages,
             ["validation_images"] = validationImages,
@@ -252,7 +257,7 @@ public sealed class CrateTrainer
     {
         public EpochMetrics TrainEpoch(int epoch, TrainingState state)
         {
-            model.Module.train();
+            model.Module.train(AdaptedClassifier.TrainsInTrainingMode(o.Adaptation));
             model.BFloat16 = bfloat16;
             var clock = Stopwatch.StartNew();
             double lossSum = 0, wait = 0, lr = 0;

@@ -118,10 +118,13 @@ public abstract class CrateOptimizer : IDisposable
     /// </summary>
     public double AverageDecay { get; }
 
-    /// <summary>The decay and no-decay split used by the trainer: matrices decay; norms, biases, <c>pos_embedding</c> and <c>cls_token</c> do not.</summary>
+    /// <summary>
+    /// The decay and no-decay split used by the trainer: matrices decay; norms, biases, <c>pos_embedding</c>, <c>cls_token</c>
+    /// and <c>prompt_tokens</c> do not.
+    /// </summary>
     public static IEnumerable<OptimizedParameter> Split(nn.Module module) =>
         module.named_parameters().Select(p => new OptimizedParameter(p.name, p.parameter,
-            p.parameter.dim() >= 2 && p.name is not ("pos_embedding" or "cls_token")));
+            p.parameter.dim() >= 2 && p.name is not ("pos_embedding" or "cls_token" or "prompt_tokens")));
 
     /// <summary>Creates the optimiser of <paramref name="kind"/> with its default betas unless given.</summary>
     public static CrateOptimizer Create(OptimizerKind kind, IEnumerable<OptimizedParameter> parameters, double weightDecay, double? beta1 = null, double? beta2 = null,

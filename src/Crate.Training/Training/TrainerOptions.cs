@@ -1,5 +1,6 @@
 using Crate.Core.Data;
 using Crate.Core.Model;
+using Crate.Training.Adaptation;
 using Crate.Training.Data;
 using Crate.Training.Segmentation;
 
@@ -87,6 +88,20 @@ public sealed record TrainerOptions
     /// head (<c>mlp_head</c>) is re-initialised. Their normalisation is kept unless <see cref="Mean"/> is set.
     /// </summary>
     public CrateWeights? InitialWeights { get; init; }
+    /// <summary>
+    /// How <see cref="InitialWeights"/> are adapted (default <see cref="AdaptationMethod.FineTune"/>: every weight trains).
+    /// <see cref="AdaptationMethod.LinearProbe"/> trains the head alone; <see cref="AdaptationMethod.PromptTuning"/> the head and
+    /// <see cref="PromptTokens"/> new prompt tokens, which become part of the trunk (<see cref="CrateConfig.PromptTokens"/>), so the
+    /// written weights are ordinary CRATE weights. Frozen weights never reach the optimiser and the frozen trunk runs as at inference.
+    /// Anything but fine-tuning every weight needs <see cref="InitialWeights"/>.
+    /// </summary>
+    public AdaptationMethod Adaptation { get; init; } = AdaptationMethod.FineTune;
+    /// <summary>Prompt tokens that prompt tuning inserts after the class token, initialised with std 0.02 (default 8).</summary>
+    public int PromptTokens { get; init; } = 8;
+    /// <summary>With fine-tuning, train only the last n layers and the head (default null: every weight).</summary>
+    public int? FineTuneLastLayers { get; init; }
+    /// <summary>The adaptation in a few words (as checkpoints and <c>metrics.json</c> record it), or null when every weight trains.</summary>
+    public string? AdaptationDescription => AdaptedClassifier.Describe(Adaptation, PromptTokens, FineTuneLastLayers);
     /// <summary>Per-channel normalisation mean; default null: computed from the training data (or taken from <see cref="InitialWeights"/>).</summary>
     public float[]? Mean { get; init; }
     /// <summary>Per-channel normalisation standard deviation; set together with <see cref="Mean"/>.</summary>
@@ -103,6 +118,10 @@ public sealed record TrainerOptions
         Require(Architecture is Architectures.Crate or Architectures.Vit, $"architecture must be '{Architectures.Crate}' or '{Architectures.Vit}', got '{Architecture}'");
         Require(MlpRatio >= 1, $"MLP ratio must be at least 1, got {MlpRatio}");
         Require(InitialWeights == null || Architecture == Architectures.Crate, "initial weights (fine-tuning) are CRATE weights; a ViT run starts from scratch");
+        Require(InitialWeights != null || AdaptationDescription == null,
+            $"{AdaptationDescription} adapts a pretrained network: set the initial weights it starts from");
+        if (InitialWeights != null && AdaptedClassifier.SettingsError(InitialWeights.Config, Adaptation, PromptTokens, FineTuneLastLayers) is { } adaptationError)
+            Require(false, adaptationError);
         Require(!KeepEpochWeights || CheckpointDirectory != null, "keeping every epoch's weights needs a checkpoint directory");
         Require(Epochs >= 1, $"epochs must be at least 1, got {Epochs}");
         Require(BatchSize >= 1, $"batch size must be at least 1, got {BatchSize}");

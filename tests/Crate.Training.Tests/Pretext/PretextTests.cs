@@ -99,9 +99,8 @@ public class PretextTests
     public void FrozenBackboneStaysBitIdenticalAndOnlyTheAdapterTrains(AdaptationMethod method)
     {
         using var scope = torch.NewDisposeScope();
-        var backbone = new CrateModel(Tiny);
-        var before = backbone.named_parameters().ToDictionary(p => p.name, p => p.parameter.data<float>().ToArray());
-        var adapted = new AdaptedClassifier(backbone, classes: 5, method, promptTokens: 3);
+        var trunk = new CrateModel(Tiny).ToWeights();
+        var adapted = new AdaptedClassifier(trunk, classes: 5, method, promptTokens: 3);
         long headCount = 2 * 16 + 16 * 5 + 5;
         Assert.That(adapted.TrainableParameterCount, Is.EqualTo(method == AdaptationMethod.PromptTuning ? headCount + 3 * 16 : headCount));
         var optimizer = torch.optim.AdamW(adapted.TrainableParameters, 1e-2, weight_decay: 0.1);
@@ -113,8 +112,13 @@ public class PretextTests
             adapted.Loss(torch.randn(6, 1, 8, 8), torch.randint(0, 5, 6)).backward();
             optimizer.step();
         }
-        foreach (var (name, p) in backbone.named_parameters())
-            Assert.That(p.data<float>().ToArray(), Is.EqualTo(before[name]), name);
+        // Every trunk weight is still the pretrained one; only the head (and the prompts) are new.
+        var trunkNames = CrateWeights.Layout(Tiny).Select(p => p.Name).Where(n => !n.StartsWith("mlp_head.", StringComparison.Ordinal)).ToList();
+        var after = adapted.Model.named_parameters().ToDictionary(p => p.name, p => p.parameter.data<float>().ToArray());
+        foreach (var name in trunkNames)
+            Assert.That(after[name], Is.EqualTo(trunk.Floats(name)), name);
+        Assert.That(after.Keys.Where(n => !n.StartsWith("mlp_head.", StringComparison.Ordinal)),
+            Is.EquivalentTo(method == AdaptationMethod.PromptTuning ? [.. trunkNames, "prompt_tokens"] : trunkNames));
         Assert.That(adapted.TrainableParameters[0].data<float>().ToArray(), Is.Not.EqualTo(headBefore));
         Assert.That(adapted.Tokens(torch.randn(2, 1, 8, 8)).shape[1], Is.EqualTo(method == AdaptationMethod.PromptTuning ? 17 + 3 : 17));
     }
@@ -123,8 +127,8 @@ public class PretextTests
     public void FineTuningTheLastLayerLeavesEarlierLayersFrozen()
     {
         using var scope = torch.NewDisposeScope();
-        var backbone = new CrateModel(Tiny);
-        var adapted = new AdaptedClassifier(backbone, 5, AdaptationMethod.FineTune, fineTuneLastLayers: 1);
+        var adapted = new AdaptedClassifier(new CrateModel(Tiny).ToWeights(), 5, AdaptationMethod.FineTune, fineTuneLastLayers: 1);
+        var backbone = adapted.Model;
         Assert.That(backbone.Layers[0].parameters().All(p => !p.requires_grad), Is.True);
         Assert.That(backbone.Layers[1].parameters().All(p => p.requires_grad), Is.True);
         Assert.That(adapted.TrainableParameterCount, Is.EqualTo(backbone.Layers[1].parameters().Sum(p => p.numel()) + 2 * 16 + 16 * 5 + 5));

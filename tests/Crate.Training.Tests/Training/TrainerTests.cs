@@ -4,6 +4,7 @@ using Crate.Core.IO;
 using Crate.Core.Model;
 using Crate.Core.Weights;
 using Crate.Training;
+using Crate.Training.Adaptation;
 using Crate.Training.Data;
 using Crate.Training.Model;
 using Crate.Training.Segmentation;
@@ -279,5 +280,66 @@ public class TrainerTests
         Assert.That(result.History.Select(h => h.IsBest), Is.EqualTo(new[] { true, false, false }));
         Assert.That(result.BestEpoch, Is.EqualTo(1));
         Assert.That(result.StopReason, Is.EqualTo("early stopping after epoch 3: validation top-1 has not improved for 2 epochs"));
+    }
+    [TestCase(AdaptationMethod.PromptTuning, null)]
+    [TestCase(AdaptationMethod.LinearProbe, null)]
+    [TestCase(AdaptationMethod.FineTune, 1)]
+    public void Adapted_runs_train_only_the_adapted_weights_and_resume_exactly(AdaptationMethod method, int? lastLayers)
+    {
+        var source = new CrateModel(Small with { ClassNames = [.. GeneratedShapes.ClassNames] }).ToWeights();
+        var data = GeneratedShapes.Create(192, seed: 8);
+        TrainerOptions Options(string dir, Action<EpochMetrics>? onEpoch = null) => new()
+        {
+            Epochs = 3, BatchSize = 48, LearningRate = 1e-2, ValidationFraction = 0.25, Seed = 3, CheckpointDirectory = dir, OnEpoch = onEpoch,
+            Threads = Threads, InitialWeights = source, Adaptation = method, PromptTokens = 4, FineTuneLastLayers = lastLayers,
+        };
+        var straight = new CrateTrainer(Options(Path.Combine(_dir, "a"))).Train(Small, data);
+
+        // What the method trains: the head; the new prompts (prompt tuning); the last layer (fine-tuning the last one).
+        bool Trained(string name) => name.StartsWith("mlp_head.", StringComparison.Ordinal) || name == "prompt_tokens"
+            || (method == AdaptationMethod.FineTune && name.StartsWith("transformer.layers.1.", StringComparison.Ordinal));
+        var weights = CrateWeights.Load(Path.Combine(_dir, "a", Checkpoint.WeightsFile));
+        Assert.That(weights.Config.PromptTokens, Is.EqualTo(method == AdaptationMethod.PromptTuning ? 4 : 0));
+        foreach (var (name, _) in CrateWeights.Layout(weights.Config))
+        {
+            if (!Trained(name)) Assert.That(weights.Floats(name), Is.EqualTo(source.Floats(name)), $"{name} is frozen: bit-identical");
+            else if (name != "prompt_tokens") Assert.That(weights.Floats(name), Is.Not.EqualTo(source.Floats(name)), $"{name} trained");
+        }
+        // Frozen weights never reached the optimiser: it holds state for the trained parameters only.
+        var last = Checkpoint.Load(Path.Combine(_dir, "a", Checkpoint.LastFile));
+        Assert.That(last.OptimizerState.Select(t => t.Name[..t.Name.IndexOf('/')]).Distinct(),
+            Is.EquivalentTo(CrateWeights.Layout(weights.Config).Select(p => p.Name).Where(Trained)));
+        Assert.That(last.State.Adaptation, Is.EqualTo(Options("").AdaptationDescription));
+        var metrics = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(_dir, "a", Checkpoint.MetricsFile)))!;
+        Assert.That((string?)metrics["options"]!["adaptation"], Is.EqualTo(Options("").AdaptationDescription));
+
+        // Interrupted after epoch 1 and resumed, the run ends as the uninterrupted one did.
+        using var interrupt = new CancellationTokenSource();
+        var dir = Path.Combine(_dir, "b");
+        Assert.Throws<OperationCanceledException>(() =>
+            new CrateTrainer(Options(dir, m => { if (m.Epoch == 1) interrupt.Cancel(); })).Train(Small, data, interrupt.Token));
+        var resumed = new CrateTrainer(Options(dir) with { Resume = true }).Train(Small, data);
+        Assert.That(resumed.History.Select(h => h.TrainLoss), Is.EqualTo(straight.History.Select(h => h.TrainLoss)));
+        Assert.That(File.ReadAllBytes(Path.Combine(dir, Checkpoint.WeightsFile)), Is.EqualTo(File.ReadAllBytes(Path.Combine(_dir, "a", Checkpoint.WeightsFile))));
+
+        // Resuming with another adaptation is refused, naming both.
+        var other = Options(dir) with { Resume = true, Adaptation = method == AdaptationMethod.LinearProbe ? AdaptationMethod.FineTune : AdaptationMethod.LinearProbe, FineTuneLastLayers = null };
+        var error = Assert.Throws<TrainingException>(() => new CrateTrainer(other).Train(Small, data))!;
+        Assert.That(error.Message, Does.Contain($"trained by {Options("").AdaptationDescription}").And.Contain("Resume with the same options"));
+    }
+
+    [Test]
+    public void Adapting_needs_initial_weights_and_settings_that_fit_them()
+    {
+        var source = new CrateModel(Small).ToWeights();
+        string Error(TrainerOptions options) => Assert.Throws<ArgumentException>(() => new CrateTrainer(options))!.Message;
+        Assert.That(Error(new TrainerOptions { Adaptation = AdaptationMethod.LinearProbe }),
+            Is.EqualTo("Invalid training options: linear-probe adapts a pretrained network: set the initial weights it starts from"));
+        Assert.That(Error(new TrainerOptions { InitialWeights = source, Adaptation = AdaptationMethod.PromptTuning, PromptTokens = 0 }),
+            Is.EqualTo("Invalid training options: prompt tuning needs at least one prompt token, got 0"));
+        Assert.That(Error(new TrainerOptions { InitialWeights = source, FineTuneLastLayers = 3 }),
+            Is.EqualTo("Invalid training options: the layers to fine-tune must be 1..2 (the trunk's depth), got 3"));
+        Assert.That(Error(new TrainerOptions { InitialWeights = source, Adaptation = AdaptationMethod.LinearProbe, FineTuneLastLayers = 1 }),
+            Does.Contain("fine-tuning only the last 1 layers applies to fine-tune, not to linear-probe"));
     }
 }
