@@ -215,12 +215,8 @@ public sealed class CrateImageClassificationTrainer : IEstimator<TransformerChai
     private CrateWeights? InitialWeights()
     {
         var o = _options;
-        if (o.InitialWeightsPath is not { } path)
-        {
-            if (o.Adaptation != AdaptationMethod.FineTune || o.FineTuneLastLayers != null)
-                throw new ArgumentException($"{(o.FineTuneLastLayers != null ? nameof(Options.FineTuneLastLayers) : $"{nameof(Options.Adaptation)} {o.Adaptation}")} adapts pretrained weights: set {nameof(Options.InitialWeightsPath)}.");
-            return null;
-        }
+        AdaptationSettings.RequireWeights(o.Adaptation, o.FineTuneLastLayers, o.InitialWeightsPath);
+        if (o.InitialWeightsPath is not { } path) return null;
         if (!File.Exists(path)) throw new ArgumentException($"{nameof(Options.InitialWeightsPath)} '{path}' does not exist.");
         try
         {

@@ -4,6 +4,7 @@ using Crate.Core.Model;
 using Crate.MLNet.Internal;
 using Crate.Onnx.Export;
 using Crate.Training;
+using Crate.Training.Adaptation;
 using Crate.Training.Model;
 using Crate.Training.Segmentation;
 using Microsoft.ML;
@@ -106,8 +107,17 @@ public sealed class CrateSegmentationTrainer : IEstimator<TransformerChain<ITran
         public double WeightDecay = 0.05;
         /// <summary>Flip a random half of each batch horizontally, images and masks together. Default true.</summary>
         public bool HorizontalFlip = true;
-        /// <summary>Train the head only, the trunk frozen (useful with <see cref="InitialWeightsPath"/>). Default false: fine-tune everything.</summary>
-        public bool FreezeBackbone;
+        /// <summary>
+        /// What trains from <see cref="InitialWeightsPath"/> besides the new segmentation head: <see cref="AdaptationMethod.FineTune"/>
+        /// (default: every weight, or the last <see cref="FineTuneLastLayers"/> layers), <see cref="AdaptationMethod.LinearProbe"/> (the head
+        /// alone, the trunk frozen) or <see cref="AdaptationMethod.PromptTuning"/> (the head and <see cref="PromptTokens"/> new prompt tokens
+        /// on the frozen trunk). Anything but fine-tuning every weight needs <see cref="InitialWeightsPath"/>.
+        /// </summary>
+        public AdaptationMethod Adaptation = AdaptationMethod.FineTune;
+        /// <summary>Prompt tuning: prompt tokens inserted after the class token, initialised with std 0.02. Default 8.</summary>
+        public int PromptTokens = 8;
+        /// <summary>Fine-tuning: train only the last n layers (1..depth) and the head. Default null: every layer.</summary>
+        public int? FineTuneLastLayers;
         /// <summary>Called after every epoch with its loss, learning rate and throughput (also written to <c>MLContext.Log</c>). Default none.</summary>
         public Action<EpochReport>? MetricsCallback;
 
@@ -144,7 +154,9 @@ public sealed class CrateSegmentationTrainer : IEstimator<TransformerChain<ITran
         pixels.CheckShape(shape);
         mask.CheckShape(shape);
         var classNames = o.ClassNames ?? MaskColumn.ClassNamesOf(input.Schema, mask.Name);
+        AdaptationSettings.RequireWeights(o.Adaptation, o.FineTuneLastLayers, o.InitialWeightsPath);
         var start = o.InitialWeightsPath is { } path ? InitialWeights(path, pixels, shape) : null;
+        if (start != null) AdaptationSettings.Check(start.Trunk.Config, o.Adaptation, o.PromptTokens, o.FineTuneLastLayers);
         int seed = o.Seed ?? _context.DrawSeed(nameof(CrateSegmentationTrainer));
         torch.set_num_threads(Math.Max(1, o.Threads ?? Environment.ProcessorCount));
         using var channel = _context.Environment.Start(nameof(CrateSegmentationTrainer));
@@ -152,13 +164,16 @@ public sealed class CrateSegmentationTrainer : IEstimator<TransformerChain<ITran
         var train = DatasetReader.ReadSegmentation(input, _context, pixels, mask, shape, classNames, "training");
         // The same seed gives the same new trunk and head.
         torch.manual_seed(seed);
-        var trunk = start?.Trunk ?? new CrateModel(NewTrunk(train, pixels));
-        using var model = start?.Segmenter is { } kept && kept.NumClasses == train.NumClasses ? kept : new SegmentationModel(trunk, train.NumClasses);
+        IVisionTransformer trunk = start?.Trunk ?? new CrateModel(NewTrunk(train, pixels));
+        if (o.Adaptation == AdaptationMethod.PromptTuning && trunk.Config.PromptTokens == 0) trunk = TrunkAdaptation.WithPrompts(trunk, o.PromptTokens);
+        var kept = start?.Segmenter is { } earlier && earlier.NumClasses == train.NumClasses ? earlier : null;
+        using var model = kept is not null && kept.Trunk == trunk ? kept : new SegmentationModel(trunk, train.NumClasses);
+        if (kept is not null && model != kept) TrunkAdaptation.CopyMatching(kept.Head, model.Head);   // the initial head goes on the prompted trunk
         channel.Info(MessageSensitivity.None, $"Training {trunk.Config} with a {train.NumClasses}-class segmentation head on {train.Count} images.");
         SegmentationTraining.TrainSegmentation(model, train, new SegmentationTrainingOptions
         {
             Epochs = o.Epochs, BatchSize = o.BatchSize, LearningRate = o.LearningRate, Optimizer = o.Optimizer, WeightDecay = o.WeightDecay,
-            Flip = o.HorizontalFlip, FreezeBackbone = o.FreezeBackbone, Seed = seed,
+            Flip = o.HorizontalFlip, Adaptation = o.Adaptation, FineTuneLastLayers = o.FineTuneLastLayers, Seed = seed,
         }, report =>
         {
             channel.Info(MessageSensitivity.None, FormattableString.Invariant($"epoch {report.Epoch}: loss {report.Loss:F4}, lr {report.LearningRate:E2}, {report.ImagesPerSecond:F0} images/s"));

@@ -17,7 +17,16 @@ public class ArgumentErrorTests
         "error: Images can be read with 1 (grayscale) or 3 (RGB) channels, not 4.")]
     [TestCase(new[] { "segment", "train", "--resume", "--out", "/nonexistent/seg.safetensors" },
         "error: There is nothing to resume: '/nonexistent/seg.last.ckpt' does not exist (it is written after every epoch).")]
+    [TestCase(new[] { "segment", "train", "--adapt", "linear-probe", "--fine-tune-last", "1", "--out", "/nonexistent/seg.safetensors" },
+        "error: --fine-tune-last applies to --adapt fine-tune.")]
+    [TestCase(new[] { "segment", "train", "--fine-tune-last", "0", "--out", "/nonexistent/seg.safetensors" }, "error: --fine-tune-last must be at least 1, got 0.")]
+    [TestCase(new[] { "segment", "train", "--adapt", "linear-probe", "--prompt-tokens", "4", "--out", "/nonexistent/seg.safetensors" },
+        "error: --prompt-tokens applies to --adapt prompt-tuning.")]
+    [TestCase(new[] { "segment", "train", "--adapt", "freeze", "--out", "/nonexistent/seg.safetensors" },
+        "error: Argument 'freeze' not recognized. Must be one of: 'linear-probe' 'prompt-tuning' 'fine-tune' (see 'crate segment train --help')")]
     [TestCase(new[] { "study", "--checkpoint-every", "0" }, "error: --checkpoint-every must be at least 1.")]
+    [TestCase(new[] { "study", "--task", "detection" },
+        "error: Argument 'detection' not recognized. Must be one of: 'classification' 'segmentation' 'both' (see 'crate study --help')")]
     [TestCase(new[] { "bench", "soak", "--minutes", "0", "--no-record" }, "error: --minutes and --sample-seconds must be positive, --threads at least 1.")]
     public void Bad_arguments_print_one_line_and_exit_2(string[] args, string expected)
     {

@@ -71,13 +71,14 @@ public class CrashSafetyTests
     {
         string[] Command(string output, bool resume) =>
         [
-            "study", "--data", "generated", "--depth", "1", "--limit", "128", "--test-limit", "100", "--batch-size", "16",
+            "study", "--task", "both", "--data", "generated", "--depth", "1", "--limit", "128", "--test-limit", "100", "--batch-size", "16",
+            "--scenes", "48", "--test-scenes", "16", "--scene-size", "32",
             "--pretrain-steps", $"{steps}", "--adapt-steps", $"{steps / 2}", "--checkpoint-every", "2", "--out", output,
             .. resume ? ["--resume"] : Array.Empty<string>(),
         ];
         KillUntil($"crate study, {steps}+{steps / 2} steps per cell", kills, seed, Command, output => File.Exists(Path.Combine(output, "progress", "progress.json")), (killed, reference) =>
         {
-            Assert.That(StudyFigures(killed), Is.EqualTo(StudyFigures(reference)), "every cell's accuracy and losses");
+            Assert.That(StudyFigures(killed), Is.EqualTo(StudyFigures(reference)), "every cell's figures and losses, both halves");
             foreach (var trunk in Directory.GetFiles(Path.Combine(reference, "progress"), "pretrained-*.safetensors"))
                 Assert.That(File.ReadAllBytes(Path.Combine(killed, "progress", Path.GetFileName(trunk))), Is.EqualTo(File.ReadAllBytes(trunk)), Path.GetFileName(trunk));
         });

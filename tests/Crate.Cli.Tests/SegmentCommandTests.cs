@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Crate.Core.Data.Segmentation;
+using Crate.Core.Weights;
 using SkiaSharp;
 
 namespace Crate.Cli.Tests;
@@ -45,6 +46,38 @@ public class SegmentCommandTests
             var export = CliRunner.Run("segment", "export", "--model", model, "--out", onnx);
             Assert.That(export.ExitCode, Is.EqualTo(0), export.Error);
             Assert.That(new FileInfo(onnx).Length, Is.GreaterThan(100_000));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [TestCase("linear-probe")]
+    [TestCase("prompt-tuning")]
+    [TestCase("fine-tune")]
+    public void AdaptingAnInitialisedTrunkKeepsItBitIdenticalUnlessFineTuning(string method)
+    {
+        var dir = Directory.CreateTempSubdirectory("crate-cli-segment-adapt-").FullName;
+        try
+        {
+            string[] tiny = ["--count", "32", "--epochs", "1", "--batch-size", "16", "--scene-size", "32", "--depth", "1", "--test-count", "0", "--threads", "1"];
+            var pretrained = Path.Combine(dir, "pretrained.safetensors");
+            var first = CliRunner.Run(["segment", "train", "--task", "classify", .. tiny, "--out", pretrained]);
+            Assert.That(first.ExitCode, Is.EqualTo(0), first.Error);
+            var adapted = Path.Combine(dir, "adapted.safetensors");
+            string[] prompts = method == "prompt-tuning" ? ["--prompt-tokens", "2"] : [];
+            var second = CliRunner.Run(["segment", "train", "--init", pretrained, "--adapt", method, .. prompts, .. tiny, "--out", adapted]);
+            Assert.That(second.ExitCode, Is.EqualTo(0), second.Error);
+
+            var before = Safetensors.Read(pretrained);
+            var after = Safetensors.Read(adapted);
+            var trunk = before.Tensors.Where(t => !t.Name.StartsWith("mlp_head.", StringComparison.Ordinal)).ToList();
+            Assert.That(trunk, Has.Count.GreaterThan(10));
+            var unchanged = trunk.Where(t => after.TryGet(t.Name, out var a) && a.Data.AsSpan().SequenceEqual(t.Data)).Select(t => t.Name).ToList();
+            Assert.That(unchanged, method == "fine-tune" ? Is.Empty : Is.EqualTo(trunk.Select(t => t.Name)), "trunk tensors left bit-identical");
+            Assert.That(after.TryGet("prompt_tokens", out var promptTokens) ? promptTokens.Shape : null, Is.EqualTo(method == "prompt-tuning" ? new long[] { 1, 2, 192 } : null));
+            Assert.That(after.Tensors.Count(t => t.Name.StartsWith("seg_head.", StringComparison.Ordinal)), Is.EqualTo(8), "a segmentation head: norm, linear and two refinement convolutions");
         }
         finally
         {

@@ -1,3 +1,4 @@
+using Crate.Training.Adaptation;
 using Crate.Core.Data;
 using Crate.Core.Data.Segmentation;
 using Crate.Onnx;
@@ -174,15 +175,11 @@ public class SegmentationTrainerTests
     [Test]
     public void AFrozenBackboneStartedFromWeightsKeepsTheirFeatures()
     {
-        // A classifier trunk saved as `crate segment train --task classify` would; one epoch of head-only training on top of it.
-        var config = SegmentationModel.TrunkFor(_train, "mini", 64, 1, 4);
-        torch.manual_seed(3);
-        using var classifier = new CrateModel(config);
-        var weights = Fixture.PathOf("classifier.safetensors");
-        SegmentationCheckpoint.Save(weights, classifier);
+        // One epoch of head-only training on top of a classifier trunk.
+        using var classifier = SavedClassifier(out var weights);
         var options = Tiny(Fixture.PathOf("frozen.onnx"));
         options.InitialWeightsPath = weights;
-        options.FreezeBackbone = true;
+        options.Adaptation = AdaptationMethod.LinearProbe;
         options.Epochs = 1;
         var ml = new MLContext(1);
         ml.Segmentation().Trainers.Crate(options).Fit(ml.Data.LoadFromSegmentationDataset(_train.Take(64)));
@@ -192,6 +189,37 @@ public class SegmentationTrainerTests
         using var after = CrateOnnxModel.Load(options.OnnxModelPath!);
         Assert.That(after.Config.Depth, Is.EqualTo(1), "the initial weights' trunk, not the options' Depth 2");
         Assert.That(after.Score(pixels).Features.ToArray(), Is.EqualTo(before.Score(pixels).Features.ToArray()).Within(1e-6f).AsCollection);
+    }
+
+    [Test]
+    public void PromptTuningPutsPromptTokensOnTheInitialTrunkAndNeedsIt()
+    {
+        var ml = new MLContext(1);
+        var data = ml.Data.LoadFromSegmentationDataset(_train.Take(32));
+        var options = Tiny(Fixture.PathOf("prompted.onnx"));
+        options.Adaptation = AdaptationMethod.PromptTuning;
+        options.PromptTokens = 3;
+        options.Epochs = 1;
+        var error = Assert.Throws<ArgumentException>(() => ml.Segmentation().Trainers.Crate(options).Fit(data));
+        Assert.That(error!.Message, Is.EqualTo("Adaptation PromptTuning adapts pretrained weights: set InitialWeightsPath."));
+
+        using var classifier = SavedClassifier(out var weights);
+        options.InitialWeightsPath = weights;
+        ml.Segmentation().Trainers.Crate(options).Fit(data);
+        using var prompted = CrateOnnxModel.Load(options.OnnxModelPath!);
+        Assert.That(prompted.Config.PromptTokens, Is.EqualTo(3));
+        Assert.That((prompted.Config.Dim, prompted.Config.Depth), Is.EqualTo((classifier.Config.Dim, classifier.Config.Depth)), "the initial trunk, not the options' depth");
+    }
+
+    /// <summary>A depth-1 classifier trunk for the scenes, saved as <c>crate segment train --task classify</c> would.</summary>
+    private CrateModel SavedClassifier(out string path)
+    {
+        var config = SegmentationModel.TrunkFor(_train, "mini", 64, 1, 4);
+        torch.manual_seed(3);
+        var classifier = new CrateModel(config);
+        path = Fixture.PathOf("classifier.safetensors");
+        SegmentationCheckpoint.Save(path, classifier);
+        return classifier;
     }
 
     [Test]

@@ -7,6 +7,7 @@ using Crate.Core.Model;
 using Crate.Core.Segmentation;
 using Crate.Onnx.Export;
 using Crate.Training;
+using Crate.Training.Adaptation;
 using Crate.Training.Model;
 using Crate.Training.Segmentation;
 using TorchSharp;
@@ -88,10 +89,17 @@ internal static class SegmentCommand
         var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 1e-3 };
         var wd = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.05 };
         var optimizer = new Option<OptimizerKind>("--optimizer") { Description = "AdamW or Lion (the trainer's optimisers).", DefaultValueFactory = _ => OptimizerKind.AdamW };
-        var freeze = new Option<bool>("--freeze") { Description = "Segment task: train the head only, trunk frozen." };
+        var adapt = new Option<string>("--adapt")
+        {
+            Description = "Segment task: what trains besides the new head: linear-probe (nothing, trunk frozen), prompt-tuning (the trunk's prompt tokens) or fine-tune (the trunk).",
+            DefaultValueFactory = _ => AdaptedClassifier.NameOf(AdaptationMethod.FineTune),
+        };
+        adapt.AcceptOnlyFromAmong([.. Enum.GetValues<AdaptationMethod>().Select(AdaptedClassifier.NameOf)]);
+        var promptTokens = NumberOption.Integer("--prompt-tokens", "Segment task with --adapt prompt-tuning: prompt tokens the trunk gets after its class token (default 8).");
+        var fineTuneLast = NumberOption.Integer("--fine-tune-last", "Segment task with --adapt fine-tune: train only the trunk's last N layers and the head (default: every layer).");
         var resume = new Option<bool>("--resume") { Description = "Continue from the checkpoint written after every epoch beside --out (<name>.last.ckpt), with the same options." };
         var command = new Command("train", "Train a classifier on scene labels (emergent segmentation) or a segmentation head on masks.")
-        { output, task, arch, init, preset, dim, depth, mlpRatio, patch, count, testCount, epochs, batch, lr, wd, optimizer, freeze, resume };
+        { output, task, arch, init, preset, dim, depth, mlpRatio, patch, count, testCount, epochs, batch, lr, wd, optimizer, adapt, promptTokens, fineTuneLast, resume };
         data.AddTo(command);
         command.SetAction(parse =>
         {
@@ -101,17 +109,25 @@ internal static class SegmentCommand
             Core.IO.AtomicFile.DeleteAbandoned(Path.GetDirectoryName(path)!);
             if (parse.GetValue(resume) && !File.Exists(checkpoint))
                 throw new TrainingException($"There is nothing to resume: '{checkpoint}' does not exist (it is written after every epoch).");
+            var method = Enum.GetValues<AdaptationMethod>().Single(m => AdaptedClassifier.NameOf(m) == parse.GetValue(adapt));
+            if (parse.GetValue(fineTuneLast) is int last && (method != AdaptationMethod.FineTune || last < 1))
+                throw new ArgumentException(method != AdaptationMethod.FineTune ? "--fine-tune-last applies to --adapt fine-tune." : $"--fine-tune-last must be at least 1, got {last}.");
+            if (parse.GetValue(promptTokens) is int prompts && (method != AdaptationMethod.PromptTuning || prompts < 1))
+                throw new ArgumentException(method != AdaptationMethod.PromptTuning ? "--prompt-tokens applies to --adapt prompt-tuning." : $"--prompt-tokens must be at least 1, got {prompts}.");
             var initFile = parse.GetValue(init);
             var start = parse.GetValue(resume) ? SegmentationCheckpoint.Load(checkpoint) : initFile != null ? SegmentationCheckpoint.Load(initFile.FullName) : null;
             var train = data.Load(parse, train: true, parse.GetValue(count), start?.Trunk.Config);
             // A new trunk and head are initialised from --seed: the same command gives the same model.
             torch.manual_seed(parse.GetValue(data.Seed));
             var trunk = start?.Trunk ?? Architectures.Create(parse.GetValue(arch)!, SegmentationModel.TrunkFor(train, parse.GetValue(preset)!, parse.GetValue(dim), parse.GetValue(depth), parse.GetValue(patch)), parse.GetValue(mlpRatio));
+            if (parse.GetValue(task) == "segment" && method == AdaptationMethod.PromptTuning && trunk.Config.PromptTokens == 0)
+                trunk = TrunkAdaptation.WithPrompts(trunk, parse.GetValue(promptTokens) ?? 8);
             Console.WriteLine($"model: {Architectures.NameOf(trunk)} {trunk.Config}, {trunk.Module.parameters().Sum(p => p.numel()):N0} trunk parameters");
             var options = new SegmentationTrainingOptions
             {
                 Optimizer = parse.GetValue(optimizer), Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr),
-                WeightDecay = parse.GetValue(wd), FreezeBackbone = parse.GetValue(freeze), Seed = parse.GetValue(data.Seed),
+                WeightDecay = parse.GetValue(wd), Adaptation = method, FineTuneLastLayers = parse.GetValue(fineTuneLast),
+                Seed = parse.GetValue(data.Seed),
                 CheckpointPath = checkpoint, Resume = parse.GetValue(resume),
             };
             void Report(EpochReport r) => Console.WriteLine(FormattableString.Invariant($"epoch {r.Epoch,3}  loss {r.Loss:F4}  lr {r.LearningRate:E2}  {r.ImagesPerSecond:F0} images/s"));
@@ -124,7 +140,8 @@ internal static class SegmentCommand
             }
             else
             {
-                var model = start?.Segmenter ?? new SegmentationModel(trunk, train.NumClasses);
+                var model = start?.Segmenter is { } kept && kept.Trunk == trunk ? kept : new SegmentationModel(trunk, train.NumClasses);
+                if (start?.Segmenter is { } earlier && model != earlier) TrunkAdaptation.CopyMatching(earlier.Head, model.Head);   // the --init head goes on the prompted trunk
                 SegmentationTraining.TrainSegmentation(model, train, options, Report);
                 SegmentationCheckpoint.Save(path, model, train.ClassNames);
                 if (test != null) Console.Write(SegmentationEvaluation.Supervised(model, test));

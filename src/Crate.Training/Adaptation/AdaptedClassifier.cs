@@ -150,21 +150,9 @@ public sealed class AdaptedClassifier : nn.Module<Tensor, Tensor>, IObjective
     /// </summary>
     public static IReadOnlyList<Parameter> Freeze(CrateModel model, AdaptationMethod method, int? fineTuneLastLayers = null)
     {
-        foreach (var p in model.parameters()) p.requires_grad = false;
-        List<Parameter> trainable = [.. model.ClassifierHead.parameters()];
-        switch (method)
-        {
-            case AdaptationMethod.PromptTuning:
-                trainable.Add(model.Prompts ?? throw new ArgumentException("Prompt tuning needs a trunk with prompt tokens (CrateConfig.PromptTokens > 0).", nameof(model)));
-                break;
-            case AdaptationMethod.FineTune when fineTuneLastLayers is int n:
-                trainable.AddRange(model.Layers.Skip(Math.Max(0, model.Layers.Count - n)).SelectMany(l => l.parameters()));
-                break;
-            case AdaptationMethod.FineTune:
-                trainable.AddRange(model.named_parameters().Where(p => !p.name.StartsWith(HeadPrefix, StringComparison.Ordinal)).Select(p => p.parameter));
-                break;
-        }
-        foreach (var p in trainable) p.requires_grad = true;
-        return trainable;
+        var trunk = TrunkAdaptation.Unfreeze(model, model.Config.Depth, method, fineTuneLastLayers);
+        List<Parameter> head = [.. model.ClassifierHead.parameters()];
+        foreach (var p in head) p.requires_grad = true;
+        return [.. head, .. trunk];
     }
 }

@@ -26,7 +26,7 @@ public sealed class Batch : IDisposable
 
     /// <summary>Normalised images, float32 <c>[B, C, H, W]</c>.</summary>
     public Tensor Images { get; }
-    /// <summary>Labels, int64 <c>[B]</c>.</summary>
+    /// <summary>Targets, int64: class labels <c>[B]</c>, or per-pixel class ids <c>[B, H, W]</c> for segmentation.</summary>
     public Tensor Labels { get; }
     /// <summary>Indices of the images in the data set.</summary>
     public int[] Indices { get; }
@@ -43,12 +43,22 @@ public sealed class Batch : IDisposable
     }
 }
 
+/// <summary>Batches of a data set in a reproducible order: epoch e, batch b is the same batch in every run with the same seed.</summary>
+public interface IBatchSource
+{
+    /// <summary>Batches per epoch.</summary>
+    int BatchCount { get; }
+
+    /// <summary>The batches of epoch <paramref name="epoch"/>, starting at batch <paramref name="firstBatch"/>.</summary>
+    IEnumerable<Batch> Epoch(int epoch, int firstBatch = 0, CancellationToken cancellation = default);
+}
+
 /// <summary>
 /// Turns an <see cref="ImageDataset"/> into batches of normalised tensors. Training order and augmentation
 /// are drawn from generators keyed by (seed, epoch, image), so an epoch is reproducible from the seed alone.
 /// Batches are prepared on a background thread, a few ahead (bounded queue), while the model trains.
 /// </summary>
-public sealed class BatchLoader
+public sealed class BatchLoader : IBatchSource
 {
     private readonly ImageDataset _data;
     private readonly float[] _mean;

@@ -5,6 +5,7 @@ using System.Text.Json.Serialization;
 using Crate.Core.Data.Segmentation;
 using Crate.Core.IO;
 using Crate.Core.Weights;
+using Crate.Training.Adaptation;
 using Crate.Training.Data;
 using Crate.Training.Model;
 using TorchSharp;
@@ -29,8 +30,13 @@ public sealed record SegmentationTrainingOptions
     public double WarmupFraction { get; init; } = 0.05;
     /// <summary>Flip a random half of each batch horizontally (images and masks together). Default true.</summary>
     public bool Flip { get; init; } = true;
-    /// <summary>Supervised segmentation only: train the head alone, the trunk frozen. Default false (fine-tune everything).</summary>
-    public bool FreezeBackbone { get; init; }
+    /// <summary>
+    /// Supervised segmentation only: what trains besides the new head (see <see cref="TrunkAdaptation"/>): nothing (linear
+    /// probe), the trunk's prompt tokens (prompt tuning) or the trunk (fine-tuning). Default fine-tuning.
+    /// </summary>
+    public AdaptationMethod Adaptation { get; init; } = AdaptationMethod.FineTune;
+    /// <summary>Supervised segmentation with fine-tuning only: train the last n layers of the trunk, not all of it. Default null: the whole trunk.</summary>
+    public int? FineTuneLastLayers { get; init; }
     /// <summary>Seed of the batch order, flips and (through TorchSharp's generator) dropout. Default 0.</summary>
     public int Seed { get; init; }
     /// <summary>
@@ -86,8 +92,8 @@ public static class SegmentationTraining
         if (model.NumClasses != data.NumClasses)
             throw new ArgumentException($"The segmentation head has {model.NumClasses} classes but '{data.Name}' has {data.NumClasses} mask classes.");
         var trunkParameters = model.Trunk.Module.parameters().ToList();
-        foreach (var p in trunkParameters) p.requires_grad = !options.FreezeBackbone;
-        var trainable = CrateOptimizer.Split(options.FreezeBackbone ? model.Head : model);
+        TrunkAdaptation.Unfreeze(model.Trunk.Module, config.Depth, options.Adaptation, options.FineTuneLastLayers);
+        var trainable = CrateOptimizer.Split(model).Where(p => p.Parameter.requires_grad).ToList();   // the head and what the method unfroze
         try
         {
             Run(model, trainable, Enumerable.Range(0, data.Count).ToArray(), options, progress,

@@ -18,7 +18,7 @@ namespace Crate.Training.Study;
 /// <param name="WeightDecay">Decoupled weight decay on matrices.</param>
 public sealed record Budget(int Steps, int BatchSize, double LearningRate, double WeightDecay = 0.05);
 
-/// <summary>Where and how often <see cref="ObjectiveTraining.Run"/> saves its progress, so that a killed run continues where it stopped.</summary>
+/// <summary>Where and how often <see cref="ObjectiveTraining"/> saves its progress, so that a killed run continues where it stopped.</summary>
 /// <param name="Path">The checkpoint file, replaced atomically every <paramref name="EverySteps"/> steps.</param>
 /// <param name="Phase">Names the run the file belongs to; a file left by another phase is not resumed from (it is overwritten).</param>
 /// <param name="EverySteps">Steps between checkpoints.</param>
@@ -40,14 +40,23 @@ public static class ObjectiveTraining
     /// </summary>
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
     public static double Run(IObjective objective, nn.Module owner, CrateConfig config, ImageDataset data, Budget budget, int seed,
+        Action<int, double>? onStep = null, StepCheckpoint? checkpoint = null) =>
+        Run(objective, owner, new BatchLoader(data, budget.BatchSize, Enumerable.Range(0, config.Channels).Select(config.MeanOf).ToArray(),
+            Enumerable.Range(0, config.Channels).Select(config.StdOf).ToArray(), shuffle: true, seed: seed), budget, onStep, checkpoint);
+
+    /// <summary>
+    /// Runs <paramref name="budget"/> steps of <paramref name="objective"/> over the batches of <paramref name="loader"/>
+    /// (whose batch size is used; epochs repeat as needed), as the overload over an <see cref="ImageDataset"/> does:
+    /// the way to train on targets other than class labels, e.g. segmentation masks.
+    /// </summary>
+    /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
+    public static double Run(IObjective objective, nn.Module owner, IBatchSource loader, Budget budget,
         Action<int, double>? onStep = null, StepCheckpoint? checkpoint = null)
     {
         var trainable = objective.TrainableParameters.Select(p => p.Handle).ToHashSet();
         var parameters = CrateOptimizer.Split(owner).Where(p => trainable.Contains(p.Parameter.Handle)).ToList();
         using var optimizer = CrateOptimizer.Create(OptimizerKind.AdamW, parameters, budget.WeightDecay);
         var schedule = new LearningRateSchedule(budget.LearningRate, budget.LearningRate / 100, Math.Max(1, budget.Steps / 10), budget.Steps);
-        var loader = new BatchLoader(data, budget.BatchSize, Enumerable.Range(0, config.Channels).Select(config.MeanOf).ToArray(),
-            Enumerable.Range(0, config.Channels).Select(config.StdOf).ToArray(), shuffle: true, seed: seed);
         var tail = new List<double>();
         int step = checkpoint != null ? Restore(checkpoint, objective, owner, optimizer, tail) : 0;
         objective.Train(true);

@@ -7,7 +7,7 @@ namespace Crate.Training.Study;
 
 /// <summary>
 /// A study's progress on disk, so a killed study continues where it stopped: <c>progress.json</c> (the options it runs
-/// with, the pretext losses and the finished cells), <c>pretrained-&lt;task&gt;.safetensors</c> (each pretrained trunk) and
+/// with, the pretext losses and the finished cells), <c>pretrained-&lt;half&gt;-&lt;pretext&gt;.safetensors</c> (each pretrained trunk) and
 /// <c>phase.ckpt</c> (the current pretraining or adaptation, every few steps). Every file is written atomically.
 /// </summary>
 internal sealed class StudyProgress
@@ -52,26 +52,28 @@ internal sealed class StudyProgress
     /// <summary>The checkpoint of a pretraining or adaptation run named <paramref name="phase"/>.</summary>
     public StepCheckpoint Phase(string phase) => new(Path.Combine(_directory, PhaseFile), phase, _everySteps);
 
-    /// <summary>The trunk pretrained with <paramref name="pretext"/> and its loss, when that pretraining finished.</summary>
-    public bool TryGetPretrained(PretextTask pretext, CrateConfig config, out CrateWeights trunk, out double loss)
+    /// <summary>The trunk of half <paramref name="task"/> pretrained with <paramref name="pretext"/> and its loss, when that pretraining finished.</summary>
+    public bool TryGetPretrained(StudyTask task, PretextTask pretext, CrateConfig config, out CrateWeights trunk, out double? loss)
     {
         trunk = null!;
-        if (!_state.PretextLosses.TryGetValue(pretext, out loss)) return false;
-        trunk = CrateWeights.Load(PretrainedPath(pretext), config);
+        loss = null;
+        if (_state.Pretrained.FirstOrDefault(p => p.Task == task && p.Pretext == pretext) is not { } done) return false;
+        trunk = CrateWeights.Load(PretrainedPath(task, pretext), config);
+        loss = done.Loss;
         return true;
     }
 
     /// <summary>Records a finished pretraining (the trunk first: the record says it exists).</summary>
-    public void SavePretrained(PretextTask pretext, CrateWeights trunk, double loss)
+    public void SavePretrained(StudyTask task, PretextTask pretext, CrateWeights trunk, double? loss)
     {
-        trunk.Save(PretrainedPath(pretext));
-        _state = _state with { PretextLosses = new Dictionary<PretextTask, double>(_state.PretextLosses) { [pretext] = loss } };
+        trunk.Save(PretrainedPath(task, pretext));
+        _state = _state with { Pretrained = [.. _state.Pretrained, new Pretraining(task, pretext, loss)] };
         Write();
     }
 
-    /// <summary>The finished cell of <paramref name="pretext"/> and <paramref name="method"/>, if any.</summary>
-    public StudyCell? Cell(PretextTask pretext, Adaptation.AdaptationMethod method) =>
-        _state.Cells.FirstOrDefault(c => c.Pretext == pretext && c.Adaptation == method);
+    /// <summary>The finished cell of half <paramref name="task"/>, <paramref name="pretext"/> and <paramref name="method"/>, if any.</summary>
+    public StudyCell? Cell(StudyTask task, PretextTask pretext, Adaptation.AdaptationMethod method) =>
+        _state.Cells.FirstOrDefault(c => c.Task == task && c.Pretext == pretext && c.Adaptation == method);
 
     /// <summary>Records a finished cell.</summary>
     public void SaveCell(StudyCell cell)
@@ -80,14 +82,18 @@ internal sealed class StudyProgress
         Write();
     }
 
-    private string PretrainedPath(PretextTask pretext) => Path.Combine(_directory, $"pretrained-{pretext.ToString().ToLowerInvariant()}.safetensors");
+    private string PretrainedPath(StudyTask task, PretextTask pretext) =>
+        Path.Combine(_directory, $"pretrained-{task.ToString().ToLowerInvariant()}-{pretext.ToString().ToLowerInvariant()}.safetensors");
 
     private void Write() => AtomicFile.WriteAllText(Path.Combine(_directory, ProgressFile), JsonSerializer.Serialize(_state, Json));
 
     private sealed record State
     {
         public string Options { get; init; } = "";
-        public Dictionary<PretextTask, double> PretextLosses { get; init; } = [];
+        public IReadOnlyList<Pretraining> Pretrained { get; init; } = [];
         public IReadOnlyList<StudyCell> Cells { get; init; } = [];
     }
+
+    /// <summary>A finished pretraining: its half, pretext task and final loss (null for the untrained control).</summary>
+    private sealed record Pretraining(StudyTask Task, PretextTask Pretext, double? Loss);
 }
