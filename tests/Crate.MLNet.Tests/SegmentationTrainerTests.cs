@@ -3,6 +3,7 @@ using Crate.Core.Data.Segmentation;
 using Crate.Onnx;
 using Crate.Onnx.Export;
 using Crate.Onnx.Runtime;
+using Crate.Training;
 using Crate.Training.Model;
 using Crate.Training.Segmentation;
 using Microsoft.ML;
@@ -248,6 +249,18 @@ public class SegmentationTrainerTests
         // The fitted chain refuses other images in ML.NET's own words, which name the column (the scoring graph's input is named after it).
         var e = Assert.Catch(() => _model.Transform(ml.Data.LoadFromEnumerable(new[] { new OddImageRow() })).GetColumn<byte[]>("PredictedMask").ToArray());
         Assert.That(e!.Message, Does.Contain("'Image'").And.Contain("length 1000"));
+    }
+
+    [Test]
+    public void ADivergingRunStopsWithTheEpochInsteadOfReturningAModel()
+    {
+        var ml = new MLContext(1);
+        var options = Tiny();
+        options.LearningRate = 1e30;
+        options.Epochs = 3;
+        options.BatchSize = 8;
+        var e = Assert.Throws<TrainingException>(() => ml.Segmentation().Trainers.Crate(options).Fit(ml.Data.LoadFromSegmentationDataset(_train.Take(16))));
+        Assert.That(e!.Message, Does.Match(@"^Training diverged: the mean loss of epoch [1-3] is (NaN|∞|-∞|Infinity) \(learning rate 1E\+30\)\. Lower LearningRate and train again\.$"));
     }
 
     [Test]
