@@ -196,6 +196,37 @@ public class SegmentationTrainerTests
     }
 
     [Test]
+    public void TrainsFromImageFilesThroughLoadImagesAsFromTheirPixels()
+    {
+        // The same 16 scenes as PNG files that ML.NET's LoadImages turns into MLImages (resized to the masks' 32x32, gray extracted), and as pixel vectors.
+        var scenes = _train.Take(16);
+        var rows = Enumerable.Range(0, scenes.Count).Select(i =>
+        {
+            var path = Fixture.PathOf($"train-scene{i}.png");
+            ImageFile.SavePng(path, scenes.Image(i), 1, Side, Side);
+            return new FileRow { ImagePath = path, Mask = scenes.Mask(i).ToArray() };
+        }).ToArray();
+        var ml = new MLContext(1);
+        var files = ml.Data.LoadFromEnumerable(rows);
+        var images = ml.Transforms.LoadImages("Image", "", nameof(FileRow.ImagePath)).Fit(files).Transform(files);
+        TransformerChain<ITransformer> Train(IDataView data, string onnx)
+        {
+            var options = Tiny(Fixture.PathOf(onnx));
+            (options.Epochs, options.BatchSize, options.Channels, options.ClassNames) = (1, 8, 1, scenes.ClassNames);
+            return new MLContext(1).Segmentation().Trainers.Crate(options).Fit(data);
+        }
+        using var fromImages = Train(images, "from-images.onnx");
+        using var fromPixels = Train(ml.Data.LoadFromSegmentationDataset(scenes), "from-pixels.onnx");
+
+        var pixels = Enumerable.Range(0, 4).SelectMany(i => scenes.Image(i).ToArray()).Select(b => (float)b).ToArray();
+        using var a = CrateOnnxModel.Load(Fixture.PathOf("from-images.onnx"));
+        using var b = CrateOnnxModel.Load(Fixture.PathOf("from-pixels.onnx"));
+        Assert.That(a.Score(pixels).Features, Is.EqualTo(b.Score(pixels).Features).Within(1e-6f).AsCollection, "same pixels, same seed: the same network");
+        Assert.That(fromImages.Transform(images).GetColumn<byte[]>("PredictedMask").ToArray(),
+            Is.EqualTo(fromPixels.Transform(ml.Data.LoadFromSegmentationDataset(scenes)).GetColumn<byte[]>("PredictedMask").ToArray()).AsCollection);
+    }
+
+    [Test]
     public void FolderPairsLoadAsTheDataSetTheyWereSavedFrom()
     {
         var directory = Fixture.PathOf("scene-folder");
@@ -278,6 +309,11 @@ public class SegmentationTrainerTests
         Assert.That(outside!.Message, Does.StartWith("Row 0 of the mask column 'Mask' / predicted mask column 'Mask': ground-truth class 3 at pixel 0 is outside the 2 classes"));
     }
 
+    private sealed class FileRow
+    {
+        public string ImagePath = "";
+        [VectorType(Side, Side)] public byte[] Mask = [];
+    }
     private sealed class ImageOnlyRow { [VectorType(1, Side, Side)] public byte[] Image = new byte[Side * Side]; }
     private sealed class MaskRow
     {
