@@ -258,6 +258,14 @@ public class SegmentationTrainerTests
         var floatMask = Assert.Throws<ArgumentOutOfRangeException>(() => trainer.Fit(ml.Data.LoadFromEnumerable(new[] { new FloatMaskRow() })));
         Assert.That(floatMask!.Message, Does.StartWith($"The mask column 'Mask' is Vector<Single, {Side}, {Side}>; Crate needs a known-size vector of Byte class ids"));
 
+        var clash = Tiny();
+        clash.PredictedMaskColumnName = "Image";
+        var hidden = Assert.Throws<ArgumentException>(() => ml.Segmentation().Trainers.Crate(clash).Fit(ml.Data.LoadFromEnumerable(new[] { new MaskRow() })));
+        Assert.That(hidden!.Message, Is.EqualTo("The output column 'Image' has the name of the image column; give it another name."));
+        clash.PredictedMaskColumnName = "MaskScores";
+        var twice = Assert.Throws<ArgumentException>(() => ml.Segmentation().Trainers.Crate(clash).Fit(ml.Data.LoadFromEnumerable(new[] { new MaskRow() })));
+        Assert.That(twice!.Message, Is.EqualTo("The predicted-mask and mask-scores columns are both named 'MaskScores'."));
+
         var named = Tiny();
         named.ClassNames = ["background", "circle"];
         var rows = Enumerable.Range(0, 3).Select(i => new MaskRow { Mask = Enumerable.Repeat((byte)(i == 1 ? 2 : 1), Side * Side).ToArray() });
