@@ -8,7 +8,10 @@ using Microsoft.ML;
 using SceneSegmentation;
 
 // Generated scenes (Fashion-MNIST items on textured backgrounds) segmented by CRATE in ML.NET: train, save, reload, predict, evaluate, draw.
-ProcessTuning.Apply(); // before libtorch loads: on shared cores spinning OpenMP threads slow training several-fold
+// Before libtorch loads: on shared cores spinning OpenMP threads slow training several-fold. Only this half of ProcessTuning.Apply:
+// with KeepFreedMemory's allocator settings libtorch's CPU Conv2d backward (the segmentation head's refinement) sometimes
+// returns NaN gradients here (it reads memory that freshly mapped pages would have zeroed).
+ProcessTuning.PreferPassiveOpenMp();
 var settings = Settings.Parse(args);
 Directory.CreateDirectory(settings.OutputDirectory);
 SceneSegmentationModel.MLNetModelPath = Path.GetFullPath(Path.Combine(settings.OutputDirectory, "SceneSegmentationModel.zip"));

@@ -141,15 +141,19 @@ public sealed class CrateSegmentationTrainer : IEstimator<TransformerChain<ITran
     /// <summary>Trains on <paramref name="input"/> and returns the scoring chain (see the class remarks).</summary>
     /// <exception cref="ArgumentOutOfRangeException">The image or mask column is missing, mistyped or of the wrong size, a pixel is out of range,
     /// or a class id is outside the classes; the message names the column (and row).</exception>
-    /// <exception cref="ArgumentException">An option is invalid, or the initial weights do not fit the data.</exception>
+    /// <exception cref="ArgumentException">An option is invalid (output columns sharing a name, or hiding the image column, are refused before
+    /// training), or the initial weights do not fit the data.</exception>
     /// <exception cref="NotSupportedException">The image column holds <see cref="MLImage"/> images that ML.NET cannot read in this process.</exception>
+    /// <exception cref="TrainingException">The loss became NaN or infinite (the message says in which epoch).</exception>
     public TransformerChain<ITransformer> Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
         var o = _options;
         var pixels = PixelColumn.Resolve(input.Schema, o.ImageColumnName);
         var mask = MaskColumn.Resolve(input.Schema, o.MaskColumnName);
+        ScoringChain.CheckSegmentationOutputs(pixels, o.PredictedMaskColumnName, o.MaskScoresColumnName);
         var (channels, height, width) = InputShape(pixels, mask);
+        // The input geometry alone: the shape checks and the reader need nothing else; the trunk is built once the data is read.
         var shape = new CrateConfig { Channels = channels, ImageHeight = height, ImageWidth = width };
         pixels.CheckShape(shape);
         mask.CheckShape(shape);
@@ -178,6 +182,10 @@ public sealed class CrateSegmentationTrainer : IEstimator<TransformerChain<ITran
         {
             channel.Info(MessageSensitivity.None, FormattableString.Invariant($"epoch {report.Epoch}: loss {report.Loss:F4}, lr {report.LearningRate:E2}, {report.ImagesPerSecond:F0} images/s"));
             o.MetricsCallback?.Invoke(report);
+            // A non-finite loss leaves non-finite weights: stop rather than return a chain that predicts nonsense.
+            if (!double.IsFinite(report.Loss))
+                throw new TrainingException(FormattableString.Invariant(
+                    $"Training diverged: the mean loss of epoch {report.Epoch} is {report.Loss} (learning rate {o.LearningRate}). Lower LearningRate and train again."));
         });
 
         var onnx = CrateOnnxExporter.Export(((CrateModel)model.Trunk).ToWeights(),

@@ -4,6 +4,7 @@ using Crate.Core.Data.Segmentation;
 using Crate.Onnx;
 using Crate.Onnx.Export;
 using Crate.Onnx.Runtime;
+using Crate.Training;
 using Crate.Training.Model;
 using Crate.Training.Segmentation;
 using Microsoft.ML;
@@ -223,6 +224,37 @@ public class SegmentationTrainerTests
     }
 
     [Test]
+    public void TrainsFromImageFilesThroughLoadImagesAsFromTheirPixels()
+    {
+        // The same 16 scenes as PNG files that ML.NET's LoadImages turns into MLImages (resized to the masks' 32x32, gray extracted), and as pixel vectors.
+        var scenes = _train.Take(16);
+        var rows = Enumerable.Range(0, scenes.Count).Select(i =>
+        {
+            var path = Fixture.PathOf($"train-scene{i}.png");
+            ImageFile.SavePng(path, scenes.Image(i), 1, Side, Side);
+            return new FileRow { ImagePath = path, Mask = scenes.Mask(i).ToArray() };
+        }).ToArray();
+        var ml = new MLContext(1);
+        var files = ml.Data.LoadFromEnumerable(rows);
+        var images = ml.Transforms.LoadImages("Image", "", nameof(FileRow.ImagePath)).Fit(files).Transform(files);
+        TransformerChain<ITransformer> Train(IDataView data, string onnx)
+        {
+            var options = Tiny(Fixture.PathOf(onnx));
+            (options.Epochs, options.BatchSize, options.Channels, options.ClassNames) = (1, 8, 1, scenes.ClassNames);
+            return new MLContext(1).Segmentation().Trainers.Crate(options).Fit(data);
+        }
+        using var fromImages = Train(images, "from-images.onnx");
+        using var fromPixels = Train(ml.Data.LoadFromSegmentationDataset(scenes), "from-pixels.onnx");
+
+        var pixels = Enumerable.Range(0, 4).SelectMany(i => scenes.Image(i).ToArray()).Select(b => (float)b).ToArray();
+        using var a = CrateOnnxModel.Load(Fixture.PathOf("from-images.onnx"));
+        using var b = CrateOnnxModel.Load(Fixture.PathOf("from-pixels.onnx"));
+        Assert.That(a.Score(pixels).Features, Is.EqualTo(b.Score(pixels).Features).Within(1e-6f).AsCollection, "same pixels, same seed: the same network");
+        Assert.That(fromImages.Transform(images).GetColumn<byte[]>("PredictedMask").ToArray(),
+            Is.EqualTo(fromPixels.Transform(ml.Data.LoadFromSegmentationDataset(scenes)).GetColumn<byte[]>("PredictedMask").ToArray()).AsCollection);
+    }
+
+    [Test]
     public void FolderPairsLoadAsTheDataSetTheyWereSavedFrom()
     {
         var directory = Fixture.PathOf("scene-folder");
@@ -254,6 +286,14 @@ public class SegmentationTrainerTests
         var floatMask = Assert.Throws<ArgumentOutOfRangeException>(() => trainer.Fit(ml.Data.LoadFromEnumerable(new[] { new FloatMaskRow() })));
         Assert.That(floatMask!.Message, Does.StartWith($"The mask column 'Mask' is Vector<Single, {Side}, {Side}>; Crate needs a known-size vector of Byte class ids"));
 
+        var clash = Tiny();
+        clash.PredictedMaskColumnName = "Image";
+        var hidden = Assert.Throws<ArgumentException>(() => ml.Segmentation().Trainers.Crate(clash).Fit(ml.Data.LoadFromEnumerable(new[] { new MaskRow() })));
+        Assert.That(hidden!.Message, Is.EqualTo("The output column 'Image' has the name of the image column; give it another name."));
+        clash.PredictedMaskColumnName = "MaskScores";
+        var twice = Assert.Throws<ArgumentException>(() => ml.Segmentation().Trainers.Crate(clash).Fit(ml.Data.LoadFromEnumerable(new[] { new MaskRow() })));
+        Assert.That(twice!.Message, Is.EqualTo("The predicted-mask and mask-scores columns are both named 'MaskScores'."));
+
         var named = Tiny();
         named.ClassNames = ["background", "circle"];
         var rows = Enumerable.Range(0, 3).Select(i => new MaskRow { Mask = Enumerable.Repeat((byte)(i == 1 ? 2 : 1), Side * Side).ToArray() });
@@ -279,6 +319,18 @@ public class SegmentationTrainerTests
     }
 
     [Test]
+    public void ADivergingRunStopsWithTheEpochInsteadOfReturningAModel()
+    {
+        var ml = new MLContext(1);
+        var options = Tiny();
+        options.LearningRate = 1e30;
+        options.Epochs = 3;
+        options.BatchSize = 8;
+        var e = Assert.Throws<TrainingException>(() => ml.Segmentation().Trainers.Crate(options).Fit(ml.Data.LoadFromSegmentationDataset(_train.Take(16))));
+        Assert.That(e!.Message, Does.Match(@"^Training diverged: the mean loss of epoch [1-3] is (NaN|∞|-∞|Infinity) \(learning rate 1E\+30\)\. Lower LearningRate and train again\.$"));
+    }
+
+    [Test]
     public void EvaluateNamesColumnsItCannotCompare()
     {
         var ml = new MLContext(1);
@@ -293,6 +345,11 @@ public class SegmentationTrainerTests
         Assert.That(outside!.Message, Does.StartWith("Row 0 of the mask column 'Mask' / predicted mask column 'Mask': ground-truth class 3 at pixel 0 is outside the 2 classes"));
     }
 
+    private sealed class FileRow
+    {
+        public string ImagePath = "";
+        [VectorType(Side, Side)] public byte[] Mask = [];
+    }
     private sealed class ImageOnlyRow { [VectorType(1, Side, Side)] public byte[] Image = new byte[Side * Side]; }
     private sealed class MaskRow
     {

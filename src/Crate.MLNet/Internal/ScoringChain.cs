@@ -64,17 +64,19 @@ internal static class ScoringChain
     public static TransformerChain<ITransformer> Segmenter(CatalogContext context, IDataView input, byte[] crateOnnx, CrateConfig config, int numClasses,
         PixelColumn pixels, string maskColumn, string? scoresColumn)
     {
-        string[] outputs = scoresColumn == null ? [maskColumn] : [maskColumn, scoresColumn];
+        CheckSegmentationOutputs(pixels, maskColumn, scoresColumn);
+        return Network(context, input, crateOnnx, config, pixels, scoresColumn == null ? [maskColumn] : [maskColumn, scoresColumn],
+            graphInput => RowScoringGraph.ForSegmentation(crateOnnx, graphInput, numClasses, maskColumn, scoresColumn));
+    }
+
+    /// <summary>The checks <see cref="Segmenter"/> makes of its output names, for a trainer to make before it trains.</summary>
+    /// <exception cref="ArgumentException">The two outputs share a name, or one hides the image column or takes a reserved name.</exception>
+    public static void CheckSegmentationOutputs(PixelColumn pixels, string maskColumn, string? scoresColumn)
+    {
         if (scoresColumn == maskColumn)
             throw new ArgumentException($"The predicted-mask and mask-scores columns are both named '{maskColumn}'.");
-        foreach (var output in outputs)
-        {
-            if (output == pixels.Name)
-                throw new ArgumentException($"The output column '{output}' has the name of the image column; give it another name.");
-            CheckNotReserved(output);
-        }
-        return Network(context, input, crateOnnx, config, pixels, outputs,
-            graphInput => RowScoringGraph.ForSegmentation(crateOnnx, graphInput, numClasses, maskColumn, scoresColumn));
+        CheckOutputName(maskColumn, pixels);
+        if (scoresColumn != null) CheckOutputName(scoresColumn, pixels);
     }
 
     /// <summary>
@@ -129,16 +131,14 @@ internal static class ScoringChain
             throw new ArgumentException($"The model names two classes '{duplicate.Key}'; class names must be distinct to serve as key values.");
         if (scoreColumn == predictedLabelColumn)
             throw new ArgumentException($"The score and predicted-label columns are both named '{scoreColumn}'.");
-        foreach (var output in new[] { scoreColumn, predictedLabelColumn })
-        {
-            if (output == pixels.Name)
-                throw new ArgumentException($"The output column '{output}' has the name of the image column; give it another name.");
-            CheckNotReserved(output);
-        }
+        foreach (var output in new[] { scoreColumn, predictedLabelColumn }) CheckOutputName(output, pixels);
     }
 
-    private static void CheckNotReserved(string output)
+    /// <summary>An output column must not hide the image column nor take a name reserved for the chain's intermediate columns.</summary>
+    private static void CheckOutputName(string output, PixelColumn pixels)
     {
+        if (output == pixels.Name)
+            throw new ArgumentException($"The output column '{output}' has the name of the image column; give it another name.");
         if (output.StartsWith("crate.", StringComparison.Ordinal))
             throw new ArgumentException($"Column names starting with 'crate.' are reserved for Crate's intermediate columns; '{output}' is one.");
     }
