@@ -25,6 +25,7 @@ public sealed class PatchSegmentationHead : nn.Module<Tensor, Tensor, Tensor>
     private readonly LayerNorm _norm;
     private readonly Linear _linear;
     private readonly Sequential refine;
+    private readonly Conv2d _refineIn, _refineOut;
     private readonly int _classes, _patch, _gridH, _gridW;
 
     /// <summary>Creates the head for <paramref name="classes"/> mask classes on a <paramref name="gridH"/> x <paramref name="gridW"/> grid of <paramref name="patch"/>-pixel patches of <paramref name="channels"/>-channel images.</summary>
@@ -33,10 +34,10 @@ public sealed class PatchSegmentationHead : nn.Module<Tensor, Tensor, Tensor>
         (_classes, _patch, _gridH, _gridW) = (classes, patch, gridH, gridW);
         _norm = nn.LayerNorm(dim, eps: 1e-5);
         _linear = nn.Linear(dim, classes * patch * patch);
-        refine = nn.Sequential(
-            ("0", nn.Conv2d(classes + channels, RefineChannels, 3, padding: 1)),
-            ("1", nn.ReLU()),
-            ("2", nn.Conv2d(RefineChannels, classes, 3, padding: 1)));
+        _refineIn = nn.Conv2d(classes + channels, RefineChannels, 3, padding: 1);
+        _refineOut = nn.Conv2d(RefineChannels, classes, 3, padding: 1);
+        // Registered under the reference's names (refine.0, refine.2); forward applies the convolutions itself (Convolve3x3).
+        refine = nn.Sequential(("0", _refineIn), ("1", nn.ReLU()), ("2", _refineOut));
         register_module("0", _norm);
         register_module("1", _linear);
         register_module(nameof(refine), refine);
@@ -59,7 +60,23 @@ public sealed class PatchSegmentationHead : nn.Module<Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor patchTokens, Tensor images)
     {
         var coarse = Coarse(patchTokens);
-        return coarse + refine.forward(torch.cat([coarse, images], 1));
+        var hidden = nn.functional.relu(Convolve3x3(_refineIn, torch.cat([coarse, images], 1)));
+        return coarse + Convolve3x3(_refineOut, hidden);
+    }
+
+    /// <summary>
+    /// <paramref name="conv"/> (3x3, padding 1) as im2col and a matrix product, not <c>conv2d</c>. Why: libtorch sends
+    /// batched float convolutions to oneDNN, whose backward pass for a channel count that is not a multiple of its block
+    /// (the K classes) reads uninitialised padding, so some runs got NaN or garbage gradients at random; training then
+    /// diverged and was not reproducible. Same weights, same result up to rounding.
+    /// </summary>
+    private static Tensor Convolve3x3(Conv2d conv, Tensor input)
+    {
+        long b = input.shape[0], h = input.shape[2], w = input.shape[3];
+        var columns = nn.functional.unfold(input, 3, padding: 1);                             // [B, C*9, H*W], feature = (c, kh, kw)
+        var weight = conv.weight!;
+        var output = weight.view(weight.shape[0], -1).matmul(columns) + conv.bias!.view(1, -1, 1);
+        return output.view(b, weight.shape[0], h, w);
     }
 }
 
