@@ -34,17 +34,25 @@ public class SegmentationAdaptationTests
     }
 
     [TestCase(AdaptationMethod.LinearProbe)]
+    [TestCase(AdaptationMethod.PromptTuning)]
     [TestCase(AdaptationMethod.FineTune)]
-    public void LinearProbeLeavesTheTrunkBitIdenticalAndFineTuningTrainsIt(AdaptationMethod method)
+    public void FrozenTrunksStayBitIdenticalAndFineTuningTrainsThem(AdaptationMethod method)
     {
+        const int prompts = 3;
         var data = Data(24);
-        var config = Trunk(data);
+        var config = Trunk(data) with { PromptTokens = method == AdaptationMethod.PromptTuning ? prompts : 0 };
         torch.manual_seed(1);
         using var trunk = new CrateModel(config);
         var before = trunk.named_parameters().ToDictionary(p => p.name, p => p.parameter.data<float>().ToArray());
         var adapted = new AdaptedSegmenter(trunk, data.NumClasses, method);
         long head = HeadParameters(config.Dim, data.NumClasses, config.PatchSize, config.Channels);
-        Assert.That(adapted.TrainableParameterCount, Is.EqualTo(method == AdaptationMethod.LinearProbe ? head : head + TrunkParameters(config)));
+        long trunkTrained = method switch
+        {
+            AdaptationMethod.LinearProbe => 0,
+            AdaptationMethod.PromptTuning => prompts * config.Dim,
+            _ => TrunkParameters(config),
+        };
+        Assert.That(adapted.TrainableParameterCount, Is.EqualTo(head + trunkTrained));
         var headBefore = adapted.Model.Head.parameters().Select(p => p.data<float>().ToArray()).ToList();
 
         var loss = ObjectiveTraining.Run(adapted, adapted.Model, new SegmentationBatchLoader(data, 8, config, seed: 2), new Budget(4, 8, 1e-2));
@@ -53,8 +61,8 @@ public class SegmentationAdaptationTests
         foreach (var (name, p) in trunk.named_parameters())
         {
             // The trunk's classifier head is unused by segmentation: frozen for every method.
-            bool frozen = method == AdaptationMethod.LinearProbe || name.StartsWith("mlp_head.", StringComparison.Ordinal);
-            Assert.That(p.data<float>().ToArray().SequenceEqual(before[name]), Is.EqualTo(frozen), name);
+            bool trained = method == AdaptationMethod.FineTune ? !name.StartsWith("mlp_head.", StringComparison.Ordinal) : name == "prompt_tokens";
+            Assert.That(p.data<float>().ToArray().SequenceEqual(before[name]), Is.EqualTo(!trained), name);
         }
         var headAfter = adapted.Model.Head.parameters().Select(p => p.data<float>().ToArray()).ToList();
         Assert.That(headAfter.Zip(headBefore).All(pair => !pair.First.SequenceEqual(pair.Second)), Is.True, "every head tensor trained");
