@@ -8,10 +8,7 @@ using Microsoft.ML;
 using SceneSegmentation;
 
 // Generated scenes (Fashion-MNIST items on textured backgrounds) segmented by CRATE in ML.NET: train, save, reload, predict, evaluate, draw.
-// Before libtorch loads: on shared cores spinning OpenMP threads slow training several-fold. Only this half of ProcessTuning.Apply:
-// with KeepFreedMemory's allocator settings libtorch's CPU Conv2d backward (the segmentation head's refinement) sometimes
-// returns NaN gradients here (it reads memory that freshly mapped pages would have zeroed).
-ProcessTuning.PreferPassiveOpenMp();
+ProcessTuning.Apply(); // before libtorch loads: on shared cores spinning OpenMP threads slow training several-fold
 var settings = Settings.Parse(args);
 Directory.CreateDirectory(settings.OutputDirectory);
 SceneSegmentationModel.MLNetModelPath = Path.GetFullPath(Path.Combine(settings.OutputDirectory, "SceneSegmentationModel.zip"));

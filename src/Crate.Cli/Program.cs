@@ -3,10 +3,8 @@ using System.CommandLine.Parsing;
 using Crate.Cli.Commands;
 using Crate.Training;
 
-// Before libtorch loads: passive OpenMP waiting and glibc keeping freed memory (see ProcessTuning for measurements), but not
-// the latter where segmentation heads train: libtorch's Conv2d backward then reads stale memory (NaN, unrepeatable runs).
-if (args is ["segment", ..] or ["study", ..]) ProcessTuning.PreferPassiveOpenMp();
-else ProcessTuning.Apply();
+// Before libtorch loads: passive OpenMP waiting and glibc keeping freed memory (see ProcessTuning for measurements).
+ProcessTuning.Apply();
 var root = new RootCommand("crate: train, inspect, export and serve CRATE white-box transformers.")
 {
     InfoCommand.Create(),

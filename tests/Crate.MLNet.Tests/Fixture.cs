@@ -29,10 +29,8 @@ public sealed class Fixture
     [OneTimeSetUp]
     public void Create()
     {
-        // Before libtorch loads: test runs share two cores, where spinning OpenMP threads slow libtorch several-fold. Only this half of
-        // ProcessTuning.Apply: with KeepFreedMemory's allocator settings libtorch's CPU Conv2d backward (the segmentation head's
-        // refinement) intermittently returns NaN input gradients (it reads memory that freshly mapped pages would have zeroed).
-        ProcessTuning.PreferPassiveOpenMp();
+        // Before libtorch loads: test runs share two cores, where spinning OpenMP threads slow libtorch several-fold.
+        ProcessTuning.Apply();
         Directory = Path.Combine(Path.GetTempPath(), "crate-mlnet-tests-" + Guid.NewGuid().ToString("N")[..8]);
         System.IO.Directory.CreateDirectory(Directory);
         torch.manual_seed(11);

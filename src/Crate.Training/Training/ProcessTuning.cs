@@ -17,11 +17,7 @@ public static class ProcessTuning
     private const int TrimThreshold = -1;   // glibc's M_TRIM_THRESHOLD
     private const int MmapThreshold = -3;   // glibc's M_MMAP_THRESHOLD
 
-    /// <summary>
-    /// Applies <see cref="PreferPassiveOpenMp"/> and <see cref="KeepFreedMemory"/>. Call it first thing, before any TorchSharp call,
-    /// in processes that train no convolutions; where segmentation heads train, call only <see cref="PreferPassiveOpenMp"/> (see
-    /// <see cref="KeepFreedMemory"/>).
-    /// </summary>
+    /// <summary>Applies <see cref="PreferPassiveOpenMp"/> and <see cref="KeepFreedMemory"/>. Call it first thing, before any TorchSharp call.</summary>
     public static void Apply()
     {
         PreferPassiveOpenMp();
@@ -41,11 +37,6 @@ public static class ProcessTuning
     /// reused instead of unmapped and faulted in again each step. Skipped when the user set <c>MALLOC_*</c> variables
     /// or the C library is not glibc. Returns whether it was applied.
     /// </summary>
-    /// <remarks>
-    /// Not for processes that train convolutions: libtorch's CPU Conv2d backward reads memory that freshly mapped (zeroed)
-    /// pages would have hidden, so with reused buffers the segmentation head's gradients are now and then NaN or differ between
-    /// identical runs (a Conv2d -> ReLU -> Conv2d block: 5-10% of backward passes with these settings, none of 60 without).
-    /// </remarks>
     public static bool KeepFreedMemory()
     {
         if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariables().Keys.Cast<string>().Any(k => k.StartsWith("MALLOC_", StringComparison.Ordinal)))
