@@ -88,7 +88,8 @@ public sealed class CrateSegmentationTrainer : IEstimator<TransformerChain<ITran
         public int? Channels;
         /// <summary>
         /// Start from this checkpoint's trunk: a CRATE classifier or segmentation model from <c>crate segment train</c>, or CRATE weights from
-        /// <c>crate train</c> (its input size must be the data's; its normalisation is kept). A segmentation model whose class count matches also
+        /// <c>crate train</c> (its channels must be the data's and its normalisation is kept; for another image size, divisible by its patch size,
+        /// its positional embedding is resampled to the new patch grid). A segmentation model whose class count matches also
         /// keeps its head. Default null: a new trunk (<see cref="Preset"/>, <see cref="Dim"/>, <see cref="Depth"/>, <see cref="PatchSize"/>).
         /// </summary>
         public string? InitialWeightsPath;
@@ -245,9 +246,11 @@ public sealed class CrateSegmentationTrainer : IEstimator<TransformerChain<ITran
         if (start.Trunk is not CrateModel)
             throw new ArgumentException($"Initial weights '{path}' hold a '{Architectures.NameOf(start.Trunk)}' trunk; only CRATE segmentation models export to ONNX.");
         var c = start.Trunk.Config;
-        if (c.Channels != shape.Channels || c.ImageHeight != shape.ImageHeight || c.ImageWidth != shape.ImageWidth)
-            throw new ArgumentException($"Initial weights '{path}' take {c.Channels}x{c.ImageHeight}x{c.ImageWidth} images, the image column '{pixels.Name}' " +
-                $"gives {shape.Channels}x{shape.ImageHeight}x{shape.ImageWidth}; set ImageHeight/ImageWidth/Channels to the weights' input (images are resized) or train a new trunk.");
-        return start;
+        if (c.ImageHeight == shape.ImageHeight && c.ImageWidth == shape.ImageWidth && c.Channels == shape.Channels) return start;
+        // Another image size: the trunk takes it with its positional embedding resampled to the new patch grid.
+        if (c.Channels == shape.Channels && shape.ImageHeight % c.PatchSize == 0 && shape.ImageWidth % c.PatchSize == 0)
+            return start with { Trunk = TrunkAdaptation.Resized(start.Trunk, shape.ImageHeight, shape.ImageWidth) };
+        throw new ArgumentException($"Initial weights '{path}' take {c.Channels}-channel images in patches of {c.PatchSize}, the image column '{pixels.Name}' " +
+            $"gives {shape.Channels}x{shape.ImageHeight}x{shape.ImageWidth}; set Channels to {c.Channels} and an image size divisible by {c.PatchSize}, or train a new trunk.");
     }
 }

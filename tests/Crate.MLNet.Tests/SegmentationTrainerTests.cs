@@ -212,6 +212,29 @@ public class SegmentationTrainerTests
         Assert.That((prompted.Config.Dim, prompted.Config.Depth), Is.EqualTo((classifier.Config.Dim, classifier.Config.Depth)), "the initial trunk, not the options' depth");
     }
 
+    [Test]
+    public void InitialWeightsForAnotherImageSizeAreResampledToItAndOtherChannelsAreRefused()
+    {
+        var ml = new MLContext(1);
+        var data = ml.Data.LoadFromSegmentationDataset(_train.Take(32));
+        var small = SegmentationModel.TrunkFor(_train, "mini", 64, 1, 4) with { ImageHeight = 16, ImageWidth = 16 };
+        torch.manual_seed(3);
+        using (var classifier = new CrateModel(small)) SegmentationCheckpoint.Save(Fixture.PathOf("classifier16.safetensors"), classifier);
+        var options = Tiny(Fixture.PathOf("resized.onnx"));
+        options.InitialWeightsPath = Fixture.PathOf("classifier16.safetensors");
+        options.Adaptation = AdaptationMethod.LinearProbe;
+        options.Epochs = 1;
+        ml.Segmentation().Trainers.Crate(options).Fit(data);
+        using (var resized = CrateOnnxModel.Load(options.OnnxModelPath!))
+            Assert.That((resized.Config.ImageHeight, resized.Config.ImageWidth, resized.Config.NumPatches, resized.Config.Depth), Is.EqualTo((Side, Side, 64, 1)));
+
+        var rgb = small with { Channels = 3, Mean = [0.5f, 0.5f, 0.5f], Std = [0.25f, 0.25f, 0.25f] };
+        using (var classifier = new CrateModel(rgb)) SegmentationCheckpoint.Save(Fixture.PathOf("classifier-rgb.safetensors"), classifier);
+        options.InitialWeightsPath = Fixture.PathOf("classifier-rgb.safetensors");
+        var error = Assert.Throws<ArgumentException>(() => ml.Segmentation().Trainers.Crate(options).Fit(data));
+        Assert.That(error!.Message, Does.Contain("take 3-channel images in patches of 4, the image column 'Image' gives 1x32x32; set Channels to 3"));
+    }
+
     /// <summary>A depth-1 classifier trunk for the scenes, saved as <c>crate segment train --task classify</c> would.</summary>
     private CrateModel SavedClassifier(out string path)
     {

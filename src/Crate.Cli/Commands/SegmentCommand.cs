@@ -76,7 +76,11 @@ internal static class SegmentCommand
         task.AcceptOnlyFromAmong("classify", "segment");
         var arch = new Option<string>("--arch") { Description = "Trunk: crate (MSSA + ISTA) or vit (the standard-MLP baseline).", DefaultValueFactory = _ => Architectures.Crate };
         arch.AcceptOnlyFromAmong(Architectures.Crate, Architectures.Vit);
-        var init = new Option<FileInfo?>("--init") { Description = "Start from this checkpoint's trunk (e.g. a classifier trained with --task classify)." };
+        var init = new Option<FileInfo?>("--init")
+        {
+            Description = "Start from this checkpoint's trunk: a classifier trained with --task classify, a segmentation model, or a `crate train` model "
+                + "(its positional embedding is resampled when the scenes have another size, e.g. a 28x28 Fashion-MNIST classifier for 64x64 scenes).",
+        };
         var preset = new Option<string>("--preset") { Description = "Trunk preset for a new model.", DefaultValueFactory = _ => "mini" };
         var dim = new Option<int?>("--dim") { Description = "Token width for a new model (heads = dim / 32); default the preset's." };
         var depth = new Option<int?>("--depth") { Description = "Number of layers for a new model; default the preset's." };
@@ -97,9 +101,10 @@ internal static class SegmentCommand
         adapt.AcceptOnlyFromAmong([.. Enum.GetValues<AdaptationMethod>().Select(AdaptedClassifier.NameOf)]);
         var promptTokens = NumberOption.Integer("--prompt-tokens", "Segment task with --adapt prompt-tuning: prompt tokens the trunk gets after its class token (default 8).");
         var fineTuneLast = NumberOption.Integer("--fine-tune-last", "Segment task with --adapt fine-tune: train only the trunk's last N layers and the head (default: every layer).");
+        var precision = PrecisionOption.Create();
         var resume = new Option<bool>("--resume") { Description = "Continue from the checkpoint written after every epoch beside --out (<name>.last.ckpt), with the same options." };
         var command = new Command("train", "Train a classifier on scene labels (emergent segmentation) or a segmentation head on masks.")
-        { output, task, arch, init, preset, dim, depth, mlpRatio, patch, count, testCount, epochs, batch, lr, wd, optimizer, adapt, promptTokens, fineTuneLast, resume };
+        { output, task, arch, init, preset, dim, depth, mlpRatio, patch, count, testCount, epochs, batch, lr, wd, optimizer, adapt, promptTokens, fineTuneLast, precision, resume };
         data.AddTo(command);
         command.SetAction(parse =>
         {
@@ -119,6 +124,15 @@ internal static class SegmentCommand
             var train = data.Load(parse, train: true, parse.GetValue(count), start?.Trunk.Config);
             // A new trunk and head are initialised from --seed: the same command gives the same model.
             torch.manual_seed(parse.GetValue(data.Seed));
+            if (start != null && !parse.GetValue(resume) && (start.Trunk.Config.ImageHeight, start.Trunk.Config.ImageWidth) != (train.Height, train.Width))
+            {
+                var from = start.Trunk.Config;
+                if (from.Channels != train.Channels)
+                    throw new ArgumentException($"'{initFile!.Name}' takes {from.Channels}-channel images but the training images have {train.Channels} channels.");
+                var resized = TrunkAdaptation.Resized(start.Trunk, train.Height, train.Width);
+                Console.WriteLine($"init: '{initFile!.Name}' was trained on {from.ImageHeight}x{from.ImageWidth} images: positional embedding resampled from a {from.GridHeight}x{from.GridWidth} to a {resized.Config.GridHeight}x{resized.Config.GridWidth} patch grid");
+                start = start with { Trunk = resized };
+            }
             var trunk = start?.Trunk ?? Architectures.Create(parse.GetValue(arch)!, SegmentationModel.TrunkFor(train, parse.GetValue(preset)!, parse.GetValue(dim), parse.GetValue(depth), parse.GetValue(patch)), parse.GetValue(mlpRatio));
             if (parse.GetValue(task) == "segment" && method == AdaptationMethod.PromptTuning && trunk.Config.PromptTokens == 0)
                 trunk = TrunkAdaptation.WithPrompts(trunk, parse.GetValue(promptTokens) ?? 8);
@@ -127,7 +141,7 @@ internal static class SegmentCommand
             {
                 Optimizer = parse.GetValue(optimizer), Epochs = parse.GetValue(epochs), BatchSize = parse.GetValue(batch), LearningRate = parse.GetValue(lr),
                 WeightDecay = parse.GetValue(wd), Adaptation = method, FineTuneLastLayers = parse.GetValue(fineTuneLast),
-                Seed = parse.GetValue(data.Seed),
+                Seed = parse.GetValue(data.Seed), BFloat16 = PrecisionOption.BFloat16(parse, precision),
                 CheckpointPath = checkpoint, Resume = parse.GetValue(resume),
             };
             void Report(EpochReport r) => Console.WriteLine(FormattableString.Invariant($"epoch {r.Epoch,3}  loss {r.Loss:F4}  lr {r.LearningRate:E2}  {r.ImagesPerSecond:F0} images/s"));

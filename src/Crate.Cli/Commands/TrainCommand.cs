@@ -39,8 +39,7 @@ internal static class TrainCommand
         var valFraction = NumberOption.Real("--val-fraction", "Fraction of the training data held out for validation, 0 for none (default 0.1).");
         var patience = NumberOption.Integer("--patience", "Early stopping: epochs without a better validation top-1 (default 0: off).");
         var seed = NumberOption.Integer("--seed", "Seed of initialisation, split, order and augmentation (default 0).");
-        var precision = new Option<string?>("--precision") { Description = "Matrix products in bfloat16 or float32 (default: bfloat16 where the CPU has bfloat16 dot products). Validation and test always run in float32." };
-        precision.AcceptOnlyFromAmong("bfloat16", "float32");
+        var precision = PrecisionOption.Create();
         var threads = NumberOption.Integer("--threads", $"libtorch threads (default {Environment.ProcessorCount}, the machine's cores).");
         var steps = NumberOption.Integer("--steps-per-epoch", "At most this many steps per epoch (quick runs).");
         var testLimit = NumberOption.Integer("--test-limit", "Evaluate at most this many test images at the end (default: --limit, else all).");
@@ -94,7 +93,7 @@ internal static class TrainCommand
                 EarlyStoppingPatience = parse.GetValue(patience) ?? defaults.EarlyStoppingPatience,
                 Seed = parse.GetValue(seed) ?? defaults.Seed,
                 Threads = parse.GetValue(threads) ?? defaults.Threads,
-                BFloat16 = parse.GetValue(precision) is { } p ? p == "bfloat16" : defaults.BFloat16,
+                BFloat16 = PrecisionOption.BFloat16(parse, precision) ?? defaults.BFloat16,
                 MaxStepsPerEpoch = parse.GetValue(steps) ?? defaults.MaxStepsPerEpoch,
                 CheckpointDirectory = outDir,
                 Resume = parse.GetValue(resume),

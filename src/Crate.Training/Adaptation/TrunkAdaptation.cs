@@ -18,6 +18,8 @@ public static class TrunkAdaptation
     private const string ClassifierHeadPrefix = "mlp_head.";
     /// <summary>The trunk's learned prompt tokens, when its configuration asks for them: what prompt tuning trains.</summary>
     private const string PromptTokensName = "prompt_tokens";
+    /// <summary>The trunk's positional embedding, class token's position first, then the patch grid's row by row.</summary>
+    private const string PositionalEmbeddingName = "pos_embedding";
 
     /// <summary>
     /// Sets <c>requires_grad</c> on every parameter of <paramref name="trunk"/> for <paramref name="method"/> and returns the
@@ -58,6 +60,37 @@ public static class TrunkAdaptation
         var prompted = Architectures.Create(Architectures.NameOf(trunk), trunk.Config with { PromptTokens = promptTokens }, (trunk as VitModel)?.MlpRatio ?? 4);
         CopyMatching(trunk.Module, prompted.Module);
         return prompted;
+    }
+
+    /// <summary>
+    /// <paramref name="trunk"/> rebuilt for <paramref name="height"/> x <paramref name="width"/> inputs (same patch size): every
+    /// weight copied, and the patch part of the positional embedding resampled bilinearly from the old patch grid to the new
+    /// one (the class token's position kept). Patch embedding, layers and heads do not depend on the input size, so a
+    /// classifier trained on 28x28 items can start a segmenter of 64x64 scenes.
+    /// </summary>
+    /// <exception cref="ArgumentException">The patch size does not divide the new size.</exception>
+    public static IVisionTransformer Resized(IVisionTransformer trunk, int height, int width)
+    {
+        var old = trunk.Config;
+        var config = (old with { ImageHeight = height, ImageWidth = width }).Validate();
+        var resized = Architectures.Create(Architectures.NameOf(trunk), config, (trunk as VitModel)?.MlpRatio ?? 4);
+        var source = trunk.Module.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        using var noGrad = torch.no_grad();
+        foreach (var (name, parameter) in resized.Module.named_parameters())
+        {
+            if (!source.TryGetValue(name, out var value)) continue;
+            parameter.copy_(name == PositionalEmbeddingName ? ResamplePositions(value, old, config) : value);
+        }
+        return resized;
+    }
+
+    /// <summary>Positional embedding <c>[1, 1 + N, dim]</c> of <paramref name="from"/>'s grid resampled to <paramref name="to"/>'s.</summary>
+    private static Tensor ResamplePositions(Tensor embedding, Core.Model.CrateConfig from, Core.Model.CrateConfig to)
+    {
+        long dim = embedding.shape[2];
+        var grid = embedding.narrow(1, 1, from.NumPatches).reshape(1, from.GridHeight, from.GridWidth, dim).permute(0, 3, 1, 2);
+        var scaled = nn.functional.interpolate(grid, [to.GridHeight, to.GridWidth], mode: InterpolationMode.Bilinear, align_corners: false);
+        return torch.cat([embedding.narrow(1, 0, 1), scaled.permute(0, 2, 3, 1).reshape(1, to.NumPatches, dim)], 1);
     }
 
     /// <summary>Copies every parameter of <paramref name="from"/> into the parameter of the same name in <paramref name="to"/>, where there is one.</summary>

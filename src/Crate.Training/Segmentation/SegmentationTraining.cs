@@ -37,6 +37,12 @@ public sealed record SegmentationTrainingOptions
     public AdaptationMethod Adaptation { get; init; } = AdaptationMethod.FineTune;
     /// <summary>Supervised segmentation with fine-tuning only: train the last n layers of the trunk, not all of it. Default null: the whole trunk.</summary>
     public int? FineTuneLastLayers { get; init; }
+    /// <summary>
+    /// Mixed precision while training: the trunk's matrix products in bfloat16, weights, normalisation, the head and the loss
+    /// in float32 (see <see cref="MixedPrecision"/>). Default null: on where the CPU has bfloat16 instructions. The trained
+    /// trunk is left in float32 for evaluation and export.
+    /// </summary>
+    public bool? BFloat16 { get; init; }
     /// <summary>Seed of the batch order, flips and (through TorchSharp's generator) dropout. Default 0.</summary>
     public int Seed { get; init; }
     /// <summary>
@@ -76,7 +82,7 @@ public static class SegmentationTraining
             throw new ArgumentException($"The classifier has {config.NumClasses} classes but '{data.Name}' has {data.NumClasses - 1} object classes.");
         var usable = Enumerable.Range(0, data.Count).Where(i => data.Label(i) >= 0).ToArray();
         var module = model.Module;
-        Run(module, CrateOptimizer.Split(module), usable, options, progress, new Checkpointing(
+        Run(model, module, CrateOptimizer.Split(module), usable, options, progress, new Checkpointing(
             (path, state) => SegmentationCheckpoint.Write(path, model, null, null, state), (file, path) => SegmentationCheckpoint.Read(file, path, model, null)), (batch, flip) =>
         {
             var images = SegmentationBatch.Images(data, batch, config);
@@ -96,7 +102,7 @@ public static class SegmentationTraining
         var trainable = CrateOptimizer.Split(model).Where(p => p.Parameter.requires_grad).ToList();   // the head and what the method unfroze
         try
         {
-            Run(model, trainable, Enumerable.Range(0, data.Count).ToArray(), options, progress,
+            Run(model.Trunk, model, trainable, Enumerable.Range(0, data.Count).ToArray(), options, progress,
                 new Checkpointing((path, state) => SegmentationCheckpoint.Write(path, model.Trunk, model, data.ClassNames, state),
                     (file, path) => SegmentationCheckpoint.Read(file, path, model.Trunk, model)), (batch, flip) =>
             {
@@ -116,7 +122,15 @@ public static class SegmentationTraining
         }
     }
 
-    private static void Run(nn.Module module, IEnumerable<OptimizedParameter> trainable, int[] items, SegmentationTrainingOptions o,
+    private static void Run(IVisionTransformer trunk, nn.Module module, IEnumerable<OptimizedParameter> trainable, int[] items, SegmentationTrainingOptions o,
+        Action<EpochReport>? progress, Checkpointing checkpointing, Func<int[], Tensor?, Tensor> loss)
+    {
+        trunk.BFloat16 = o.BFloat16 ?? MixedPrecision.CpuSupportsBFloat16;
+        try { Loop(module, trainable, items, o, progress, checkpointing, loss); }
+        finally { trunk.BFloat16 = false; }
+    }
+
+    private static void Loop(nn.Module module, IEnumerable<OptimizedParameter> trainable, int[] items, SegmentationTrainingOptions o,
         Action<EpochReport>? progress, Checkpointing checkpointing, Func<int[], Tensor?, Tensor> loss)
     {
         if (o.Epochs <= 0 || o.BatchSize <= 0) throw new ArgumentException($"Epochs ({o.Epochs}) and batch size ({o.BatchSize}) must be positive.");

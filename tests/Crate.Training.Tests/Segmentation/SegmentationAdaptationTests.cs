@@ -86,6 +86,51 @@ public class SegmentationAdaptationTests
         Assert.That(error!.Message, Does.StartWith("Prompt tuning needs a trunk with prompt tokens (CrateConfig.PromptTokens > 0)."));
     }
 
+    [TestCase(Architectures.Crate)]
+    [TestCase(Architectures.Vit)]
+    public void ResizingATrunkResamplesThePositionsBilinearlyAndCopiesEveryOtherWeight(string architecture)
+    {
+        using var scope = torch.NewDisposeScope();
+        var small = Trunk(Data(1)) with { ImageHeight = 8, ImageWidth = 8 };   // 2x2 patch grid
+        torch.manual_seed(4);
+        var trunk = Architectures.Create(architecture, small);
+        var resized = TrunkAdaptation.Resized(trunk, 16, 16);                  // 4x4 patch grid
+
+        Assert.That((resized.Config.ImageHeight, resized.Config.ImageWidth, resized.Config.NumPatches), Is.EqualTo((16, 16, 16)));
+        Assert.That(resized.Config with { ImageHeight = 8, ImageWidth = 8 }, Is.EqualTo(small));
+        var before = trunk.Module.named_parameters().ToDictionary(p => p.name, p => p.parameter.data<float>().ToArray());
+        var after = resized.Module.named_parameters().ToDictionary(p => p.name, p => p.parameter.data<float>().ToArray());
+        Assert.That(after.Keys, Is.EquivalentTo(before.Keys));
+        foreach (var name in after.Keys.Where(n => n != "pos_embedding"))
+            Assert.That(after[name], Is.EqualTo(before[name]), name);
+
+        // Half-pixel-centred bilinear resampling, 2 -> 4 samples per axis: output i reads source i/2 - 1/4, clamped to [0, 1].
+        double[] at = [0, 0.25, 0.75, 1];
+        int dim = small.Dim;
+        var old = before["pos_embedding"];
+        var positions = after["pos_embedding"];
+        Assert.That(positions.Take(dim), Is.EqualTo(old.Take(dim)), "the class token's position is kept");
+        for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++)
+        for (int d = 0; d < dim; d++)
+        {
+            double Old(int row, int col) => old[(1 + row * 2 + col) * dim + d];
+            double y = at[r], x = at[c];
+            double expected = Old(0, 0) * (1 - y) * (1 - x) + Old(0, 1) * (1 - y) * x + Old(1, 0) * y * (1 - x) + Old(1, 1) * y * x;
+            Assert.That(positions[(1 + r * 4 + c) * dim + d], Is.EqualTo(expected).Within(1e-5), $"patch ({r}, {c}), feature {d}");
+        }
+        var logits = resized.Module.forward(torch.randn(2, 1, 16, 16));
+        Assert.That(logits.shape, Is.EqualTo(new long[] { 2, small.NumClasses }));
+    }
+
+    [Test]
+    public void ResizingToASizeThePatchDoesNotDivideIsRefused()
+    {
+        using var trunk = new CrateModel(Trunk(Data(1)));
+        var error = Assert.Throws<ArgumentException>(() => TrunkAdaptation.Resized(trunk, 18, 16));
+        Assert.That(error!.Message, Does.Contain("patch size 4 must divide the image size 18x16"));
+    }
+
     [Test]
     public void LoaderVisitsEveryImageOncePerEpochWithItsMaskAndResumesMidEpoch()
     {
