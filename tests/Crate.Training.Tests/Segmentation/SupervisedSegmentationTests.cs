@@ -42,6 +42,42 @@ public class SupervisedSegmentationTests
     }
 
     [Test]
+    public void RefinementGradientsMatchAConvolutionWrittenAsImageColumns()
+    {
+        // libtorch's oneDNN convolution returned wrong gradients for these channel counts (12 in, 11 classes out) on every
+        // try at this size; the head must agree with a convolution computed another way, in float64, forward and backward.
+        const int classes = 11, dim = 16, patch = 4, grid = 16, side = patch * grid;
+        torch.manual_seed(7);
+        var head = new PatchSegmentationHead(dim, classes, patch, grid, grid, 1);
+        using var scope = torch.NewDisposeScope();
+        var tokens = torch.randn(8, grid * grid, dim);
+        var images = torch.randn(8, 1, side, side);
+        var weights = torch.randn(8, classes, side, side);
+        head.forward(tokens, images).mul(weights).sum().backward();
+
+        var p = head.named_parameters().ToDictionary(x => x.name, x => x.parameter.detach().to(ScalarType.Float64).requires_grad_(true));
+        Tensor Convolve(Tensor input, string layer)
+        {
+            var w = p[layer + ".weight"];
+            var columns = nn.functional.unfold(input, 3, padding: 1);                          // [B, C*9, H*W]
+            return (w.view(w.shape[0], -1).matmul(columns) + p[layer + ".bias"].view(1, -1, 1)).view(input.shape[0], w.shape[0], side, side);
+        }
+        var coarse = nn.functional.linear(nn.functional.layer_norm(tokens.to(ScalarType.Float64), [dim], p["0.weight"], p["0.bias"], 1e-5), p["1.weight"], p["1.bias"])
+            .view(8, grid, grid, classes, patch, patch).permute(0, 3, 1, 4, 2, 5).reshape(8, classes, side, side);
+        var hidden = nn.functional.relu(Convolve(torch.cat([coarse, images.to(ScalarType.Float64)], 1), "refine.0"));
+        var expected = coarse + Convolve(hidden, "refine.2");
+        expected.mul(weights.to(ScalarType.Float64)).sum().backward();
+
+        Assert.That(head.forward(tokens, images).to(ScalarType.Float64).sub(expected).abs().max().item<double>(), Is.LessThan(1e-4));
+        foreach (var (name, parameter) in head.named_parameters())
+        {
+            var reference = p[name].grad!;
+            double error = parameter.grad!.to(ScalarType.Float64).sub(reference).abs().max().item<double>() / reference.abs().max().item<double>();
+            Assert.That(error, Is.LessThan(1e-4), $"gradient of {name}");
+        }
+    }
+
+    [Test]
     public void ShortSupervisedRunClearlyBeatsTheAllBackgroundPredictor()
     {
         // Three well separated shape classes (circle, square, cross) keep the run short; mIoU counts only classes present.
