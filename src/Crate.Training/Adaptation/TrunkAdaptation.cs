@@ -74,13 +74,7 @@ public static class TrunkAdaptation
         var old = trunk.Config;
         var config = (old with { ImageHeight = height, ImageWidth = width }).Validate();
         var resized = Architectures.Create(Architectures.NameOf(trunk), config, (trunk as VitModel)?.MlpRatio ?? 4);
-        var source = trunk.Module.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-        using var noGrad = torch.no_grad();
-        foreach (var (name, parameter) in resized.Module.named_parameters())
-        {
-            if (!source.TryGetValue(name, out var value)) continue;
-            parameter.copy_(name == PositionalEmbeddingName ? ResamplePositions(value, old, config) : value);
-        }
+        CopyMatching(trunk.Module, resized.Module, (name, value) => name == PositionalEmbeddingName ? ResamplePositions(value, old, config) : value);
         return resized;
     }
 
@@ -94,12 +88,15 @@ public static class TrunkAdaptation
     }
 
     /// <summary>Copies every parameter of <paramref name="from"/> into the parameter of the same name in <paramref name="to"/>, where there is one.</summary>
-    public static void CopyMatching(nn.Module from, nn.Module to)
+    public static void CopyMatching(nn.Module from, nn.Module to) => CopyMatching(from, to, (_, value) => value);
+
+    /// <summary>As <see cref="CopyMatching(nn.Module, nn.Module)"/>, each value passed through <paramref name="convert"/> (name, value) first.</summary>
+    private static void CopyMatching(nn.Module from, nn.Module to, Func<string, Tensor, Tensor> convert)
     {
         using var noGrad = torch.no_grad();
         var source = from.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, parameter) in to.named_parameters())
-            if (source.TryGetValue(name, out var value)) parameter.copy_(value);
+            if (source.TryGetValue(name, out var value)) parameter.copy_(convert(name, value));
     }
 
     /// <summary>The layer a parameter belongs to (<c>transformer.layers.{i}.</c>), or -1 for embedding and head parameters.</summary>
