@@ -246,11 +246,11 @@ public sealed class CrateSegmentationTrainer : IEstimator<TransformerChain<ITran
         if (start.Trunk is not CrateModel)
             throw new ArgumentException($"Initial weights '{path}' hold a '{Architectures.NameOf(start.Trunk)}' trunk; only CRATE segmentation models export to ONNX.");
         var c = start.Trunk.Config;
-        if (c.ImageHeight == shape.ImageHeight && c.ImageWidth == shape.ImageWidth && c.Channels == shape.Channels) return start;
-        // Another image size: the trunk takes it with its positional embedding resampled to the new patch grid.
-        if (c.Channels == shape.Channels && shape.ImageHeight % c.PatchSize == 0 && shape.ImageWidth % c.PatchSize == 0)
-            return start with { Trunk = TrunkAdaptation.Resized(start.Trunk, shape.ImageHeight, shape.ImageWidth) };
-        throw new ArgumentException($"Initial weights '{path}' take {c.Channels}-channel images in patches of {c.PatchSize}, the image column '{pixels.Name}' " +
-            $"gives {shape.Channels}x{shape.ImageHeight}x{shape.ImageWidth}; set Channels to {c.Channels} and an image size divisible by {c.PatchSize}, or train a new trunk.");
+        try { return start with { Trunk = TrunkAdaptation.FittedTo(start.Trunk, shape.Channels, shape.ImageHeight, shape.ImageWidth) }; }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"Initial weights '{path}' do not fit the image column '{pixels.Name}': {e.Message}; set Channels to {c.Channels} " +
+                $"and an image size divisible by {c.PatchSize}, or train a new trunk.", e);
+        }
     }
 }

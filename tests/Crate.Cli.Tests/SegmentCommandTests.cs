@@ -86,6 +86,31 @@ public class SegmentCommandTests
     }
 
     [Test]
+    public void StartingFromAModelOfAnotherSizeResamplesItsPositionsOrSaysWhyNot()
+    {
+        var dir = Directory.CreateTempSubdirectory("crate-cli-segment-resize-").FullName;
+        try
+        {
+            string[] tiny = ["--count", "16", "--epochs", "1", "--batch-size", "16", "--depth", "1", "--test-count", "0", "--threads", "1"];
+            var pretrained = Path.Combine(dir, "pretrained.safetensors");
+            var first = CliRunner.Run(["segment", "train", "--task", "classify", "--scene-size", "32", .. tiny, "--out", pretrained]);
+            Assert.That(first.ExitCode, Is.EqualTo(0), first.Error);
+
+            var larger = CliRunner.Run(["segment", "train", "--init", pretrained, "--scene-size", "48", .. tiny, "--out", Path.Combine(dir, "larger.safetensors")]);
+            Assert.That(larger.ExitCode, Is.EqualTo(0), larger.Error);
+            Assert.That(larger.Output, Does.Contain("positional embedding resampled from a 4x4 to a 6x6 patch grid").And.Contain("48x48x1 input"));
+
+            var misfit = CliRunner.Run(["segment", "train", "--init", pretrained, "--scene-size", "36", .. tiny, "--out", Path.Combine(dir, "misfit.safetensors")]);
+            Assert.That(misfit.ExitCode, Is.EqualTo(2));
+            Assert.That(misfit.Error.Trim(), Is.EqualTo("error: 'pretrained.safetensors' does not fit the training images: the trunk takes 1-channel images in patches of 8, the images are 1x36x36."));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
     public void EvaluatingAMissingModelIsOneLineError()
     {
         var result = CliRunner.Run("segment", "evaluate", "--model", "/nonexistent/model.safetensors");

@@ -232,7 +232,7 @@ public class SegmentationTrainerTests
         using (var classifier = new CrateModel(rgb)) SegmentationCheckpoint.Save(Fixture.PathOf("classifier-rgb.safetensors"), classifier);
         options.InitialWeightsPath = Fixture.PathOf("classifier-rgb.safetensors");
         var error = Assert.Throws<ArgumentException>(() => ml.Segmentation().Trainers.Crate(options).Fit(data));
-        Assert.That(error!.Message, Does.Contain("take 3-channel images in patches of 4, the image column 'Image' gives 1x32x32; set Channels to 3"));
+        Assert.That(error!.Message, Does.Contain("do not fit the image column 'Image': the trunk takes 3-channel images in patches of 4, the images are 1x32x32; set Channels to 3"));
     }
 
     /// <summary>A depth-1 classifier trunk for the scenes, saved as <c>crate segment train --task classify</c> would.</summary>

@@ -124,14 +124,15 @@ internal static class SegmentCommand
             var train = data.Load(parse, train: true, parse.GetValue(count), start?.Trunk.Config);
             // A new trunk and head are initialised from --seed: the same command gives the same model.
             torch.manual_seed(parse.GetValue(data.Seed));
-            if (start != null && !parse.GetValue(resume) && (start.Trunk.Config.ImageHeight, start.Trunk.Config.ImageWidth) != (train.Height, train.Width))
+            if (start != null && !parse.GetValue(resume))
             {
                 var from = start.Trunk.Config;
-                if (from.Channels != train.Channels)
-                    throw new ArgumentException($"'{initFile!.Name}' takes {from.Channels}-channel images but the training images have {train.Channels} channels.");
-                var resized = TrunkAdaptation.Resized(start.Trunk, train.Height, train.Width);
-                Console.WriteLine($"init: '{initFile!.Name}' was trained on {from.ImageHeight}x{from.ImageWidth} images: positional embedding resampled from a {from.GridHeight}x{from.GridWidth} to a {resized.Config.GridHeight}x{resized.Config.GridWidth} patch grid");
-                start = start with { Trunk = resized };
+                IVisionTransformer fitted;
+                try { fitted = TrunkAdaptation.FittedTo(start.Trunk, train.Channels, train.Height, train.Width); }
+                catch (ArgumentException e) { throw new ArgumentException($"'{initFile!.Name}' does not fit the training images: {e.Message}.", e); }
+                if (fitted != start.Trunk)
+                    Console.WriteLine($"init: '{initFile!.Name}' was trained on {from.ImageHeight}x{from.ImageWidth} images: positional embedding resampled from a {from.GridHeight}x{from.GridWidth} to a {fitted.Config.GridHeight}x{fitted.Config.GridWidth} patch grid");
+                start = start with { Trunk = fitted };
             }
             var trunk = start?.Trunk ?? Architectures.Create(parse.GetValue(arch)!, SegmentationModel.TrunkFor(train, parse.GetValue(preset)!, parse.GetValue(dim), parse.GetValue(depth), parse.GetValue(patch)), parse.GetValue(mlpRatio));
             if (parse.GetValue(task) == "segment" && method == AdaptationMethod.PromptTuning && trunk.Config.PromptTokens == 0)

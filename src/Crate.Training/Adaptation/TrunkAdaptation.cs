@@ -78,6 +78,20 @@ public static class TrunkAdaptation
         return resized;
     }
 
+    /// <summary>
+    /// <paramref name="trunk"/> for images of <paramref name="channels"/> x <paramref name="height"/> x <paramref name="width"/>:
+    /// the trunk itself when it already takes them, <see cref="Resized"/> when only the size differs and its patch size divides
+    /// the new one. The one rule every "start from these weights" path follows (CLI and ML.NET).
+    /// </summary>
+    /// <exception cref="ArgumentException">The channels differ or the patch size does not divide the new size; the message says what the trunk takes.</exception>
+    public static IVisionTransformer FittedTo(IVisionTransformer trunk, int channels, int height, int width)
+    {
+        var c = trunk.Config;
+        if (c.Channels == channels && c.ImageHeight == height && c.ImageWidth == width) return trunk;
+        if (c.Channels == channels && height % c.PatchSize == 0 && width % c.PatchSize == 0) return Resized(trunk, height, width);
+        throw new ArgumentException($"the trunk takes {c.Channels}-channel images in patches of {c.PatchSize}, the images are {channels}x{height}x{width}");
+    }
+
     /// <summary>Positional embedding <c>[1, 1 + N, dim]</c> of <paramref name="from"/>'s grid resampled to <paramref name="to"/>'s.</summary>
     private static Tensor ResamplePositions(Tensor embedding, Core.Model.CrateConfig from, Core.Model.CrateConfig to)
     {

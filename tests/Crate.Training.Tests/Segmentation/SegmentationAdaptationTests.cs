@@ -132,6 +132,20 @@ public class SegmentationAdaptationTests
     }
 
     [Test]
+    public void FittingATrunkKeepsItResizesItOrSaysWhatItTakes()
+    {
+        using var trunk = new CrateModel(Trunk(Data(1)) with { ImageHeight = 8, ImageWidth = 8 });
+        Assert.That(TrunkAdaptation.FittedTo(trunk, 1, 8, 8), Is.SameAs(trunk));
+        var resized = TrunkAdaptation.FittedTo(trunk, 1, 16, 12);
+        Assert.That((resized.Config.ImageHeight, resized.Config.ImageWidth, resized.Config.GridHeight, resized.Config.GridWidth), Is.EqualTo((16, 12, 4, 3)));
+
+        var channels = Assert.Throws<ArgumentException>(() => TrunkAdaptation.FittedTo(trunk, 3, 8, 8));
+        Assert.That(channels!.Message, Is.EqualTo("the trunk takes 1-channel images in patches of 4, the images are 3x8x8"));
+        var size = Assert.Throws<ArgumentException>(() => TrunkAdaptation.FittedTo(trunk, 1, 10, 8));
+        Assert.That(size!.Message, Is.EqualTo("the trunk takes 1-channel images in patches of 4, the images are 1x10x8"));
+    }
+
+    [Test]
     public void LoaderVisitsEveryImageOncePerEpochWithItsMaskAndResumesMidEpoch()
     {
         using var scope = torch.NewDisposeScope();
