@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
+using Crate.Cli.Reporting;
 using Crate.Core.Data;
 using Crate.Core.Data.Segmentation;
 using Crate.Core.Model;
@@ -145,11 +146,10 @@ internal static class SegmentCommand
                 Seed = parse.GetValue(data.Seed), BFloat16 = PrecisionOption.BFloat16(parse, precision),
                 CheckpointPath = checkpoint, Resume = parse.GetValue(resume),
             };
-            void Report(EpochReport r) => Console.WriteLine(FormattableString.Invariant($"epoch {r.Epoch,3}  loss {r.Loss:F4}  lr {r.LearningRate:E2}  {r.ImagesPerSecond:F0} images/s"));
             var test = parse.GetValue(data.Data) == null && parse.GetValue(testCount) > 0 ? data.Load(parse, train: false, parse.GetValue(testCount), trunk.Config) : null;
             if (parse.GetValue(task) == "classify")
             {
-                SegmentationTraining.TrainClassifier(trunk, train, options, Report);
+                TrainingProgress.Run<EpochReport>((onStep, onEpoch) => SegmentationTraining.TrainClassifier(trunk, train, options with { OnStep = onStep }, onEpoch));
                 SegmentationCheckpoint.Save(path, trunk);
                 if (test != null) PrintEmergent(SegmentationEvaluation.Emergent(trunk, test), new EmergentOptions());
             }
@@ -157,7 +157,7 @@ internal static class SegmentCommand
             {
                 var model = start?.Segmenter is { } kept && kept.Trunk == trunk ? kept : new SegmentationModel(trunk, train.NumClasses);
                 if (start?.Segmenter is { } earlier && model != earlier) TrunkAdaptation.CopyMatching(earlier.Head, model.Head);   // the --init head goes on the prompted trunk
-                SegmentationTraining.TrainSegmentation(model, train, options, Report);
+                TrainingProgress.Run<EpochReport>((onStep, onEpoch) => SegmentationTraining.TrainSegmentation(model, train, options with { OnStep = onStep }, onEpoch));
                 SegmentationCheckpoint.Save(path, model, train.ClassNames);
                 if (test != null) Console.Write(SegmentationEvaluation.Supervised(model, test));
             }

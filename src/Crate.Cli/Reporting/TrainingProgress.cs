@@ -12,14 +12,20 @@ namespace Crate.Cli.Reporting;
 /// </summary>
 internal static class TrainingProgress
 {
-    /// <summary>Runs <paramref name="train"/>, giving it the step and epoch callbacks that drive the display.</summary>
-    public static TrainingResult Run(Func<Action<StepMetrics>, Action<EpochMetrics>, TrainingResult> train)
+    /// <summary>Runs the classification trainer <paramref name="train"/>, giving it the step and epoch callbacks that drive the display.</summary>
+    public static TrainingResult Run(Func<Action<StepMetrics>, Action<EpochMetrics>, TrainingResult> train) => Show(train);
+
+    /// <summary>Runs <paramref name="train"/> (which returns nothing), giving it the step and epoch callbacks; an epoch's report is shown as its <c>ToString()</c>.</summary>
+    public static void Run<TEpoch>(Action<Action<StepMetrics>, Action<TEpoch>> train) where TEpoch : notnull =>
+        Show<TEpoch, bool>((onStep, onEpoch) => { train(onStep, onEpoch); return true; });
+
+    private static TResult Show<TEpoch, TResult>(Func<Action<StepMetrics>, Action<TEpoch>, TResult> train) where TEpoch : notnull
     {
         bool interactive = !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
         return interactive ? RunWithBars(train) : RunWithLines(train);
     }
 
-    private static TrainingResult RunWithLines(Func<Action<StepMetrics>, Action<EpochMetrics>, TrainingResult> train)
+    private static TResult RunWithLines<TEpoch, TResult>(Func<Action<StepMetrics>, Action<TEpoch>, TResult> train) where TEpoch : notnull
     {
         var eta = new Eta();
         return train(s =>
@@ -32,9 +38,9 @@ internal static class TrainingProgress
         }, m => Console.WriteLine(m.ToString()));
     }
 
-    private static TrainingResult RunWithBars(Func<Action<StepMetrics>, Action<EpochMetrics>, TrainingResult> train)
+    private static TResult RunWithBars<TEpoch, TResult>(Func<Action<StepMetrics>, Action<TEpoch>, TResult> train) where TEpoch : notnull
     {
-        TrainingResult? result = null;
+        TResult result = default!;
         AnsiConsole.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new StatsColumn())
@@ -53,10 +59,10 @@ internal static class TrainingProgress
                     epoch.State.Update<double>(StatsColumn.Rate, _ => s.ImagesPerSecond);
                     total.Value = s.GlobalStep;
                     total.State.Update<double>(StatsColumn.Remaining, _ => eta.Remaining(s).TotalSeconds);
-                }, m => AnsiConsole.MarkupLine(Markup.Escape(m.ToString())));
+                }, m => AnsiConsole.MarkupLine(Markup.Escape(m.ToString() ?? "")));
                 total?.StopTask();
             });
-        return result!;
+        return result;
     }
 
     /// <summary>Remaining time from this session's average step time (a resumed run starts counting at its first step).</summary>

@@ -57,6 +57,9 @@ public sealed record SegmentationTrainingOptions
     /// </summary>
     [JsonIgnore]
     public bool Resume { get; init; }
+    /// <summary>Called after every optimiser step (for progress displays); <see cref="StepMetrics.Loss"/> is the batch's loss. Default null.</summary>
+    [JsonIgnore]
+    public Action<StepMetrics>? OnStep { get; init; }
 }
 
 /// <summary>One epoch's summary.</summary>
@@ -64,7 +67,11 @@ public sealed record SegmentationTrainingOptions
 /// <param name="Loss">Mean training loss over the epoch.</param>
 /// <param name="LearningRate">Learning rate at the epoch's last step.</param>
 /// <param name="ImagesPerSecond">Training throughput over the epoch.</param>
-public sealed record EpochReport(int Epoch, double Loss, double LearningRate, double ImagesPerSecond);
+public sealed record EpochReport(int Epoch, double Loss, double LearningRate, double ImagesPerSecond)
+{
+    /// <summary>One log line: epoch, loss, learning rate and images/s.</summary>
+    public override string ToString() => FormattableString.Invariant($"epoch {Epoch,3}  loss {Loss:F4}  lr {LearningRate:E2}  {ImagesPerSecond:F0} images/s");
+}
 
 /// <summary>
 /// Trains on <see cref="SegmentationDataset"/>s: image-level classification of the scenes (what emergent segmentation
@@ -162,7 +169,10 @@ public static class SegmentationTraining
                 var value = loss(batch, flip);
                 value.backward();
                 optimizer.Step(lr);
-                sum += value.item<float>();
+                float batchLoss = value.item<float>();
+                sum += batchLoss;
+                o.OnStep?.Invoke(new StepMetrics(epoch, s + 1, stepsPerEpoch, (long)(epoch - 1) * stepsPerEpoch + s + 1, total, batchLoss, lr,
+                    batch.Length, ((long)s * o.BatchSize + batch.Length) / clock.Elapsed.TotalSeconds));
             }
             if (o.CheckpointPath != null) Save(checkpointing, o.CheckpointPath, new ResumeState(optimizer, epoch, options), epoch);
             progress?.Invoke(new EpochReport(epoch, sum / stepsPerEpoch, lr, items.Length / clock.Elapsed.TotalSeconds));

@@ -91,7 +91,13 @@ public class SupervisedSegmentationTests
         torch.manual_seed(2);
         var model = new SegmentationModel(new CrateModel(Trunk(train)), train.NumClasses);
         var losses = new List<double>();
-        SegmentationTraining.TrainSegmentation(model, train, new SegmentationTrainingOptions { Epochs = 10, BatchSize = 32, LearningRate = 2e-3 }, r => losses.Add(r.Loss));
+        var steps = new List<StepMetrics>();
+        SegmentationTraining.TrainSegmentation(model, train, new SegmentationTrainingOptions { Epochs = 10, BatchSize = 32, LearningRate = 2e-3, OnStep = steps.Add }, r => losses.Add(r.Loss));
+        // 800 scenes in batches of 32: 25 steps an epoch, reported in order, each epoch's loss the mean of its steps'.
+        Assert.That(steps.Select(s => s.GlobalStep), Is.EqualTo(Enumerable.Range(1, 250).Select(i => (long)i)));
+        Assert.That(steps.All(s => s.StepsPerEpoch == 25 && s.TotalSteps == 250 && s.Images == 32 && s.Epoch == (s.GlobalStep - 1) / 25 + 1 && s.ImagesPerSecond > 0));
+        for (int epoch = 1; epoch <= 10; epoch++)
+            Assert.That(steps.Where(s => s.Epoch == epoch).Average(s => s.Loss), Is.EqualTo(losses[epoch - 1]).Within(1e-6), $"epoch {epoch}");
         var metrics = SegmentationEvaluation.Supervised(model, test);
         var trivial = SegmentationEvaluation.AllBackground(test);
         TestContext.Out.WriteLine($"losses {string.Join(", ", losses.Select(l => l.ToString("F3")))}\n{metrics}\nall background: mIoU {trivial.MeanIoU:F4}");
