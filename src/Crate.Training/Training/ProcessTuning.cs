@@ -10,6 +10,10 @@ namespace Crate.Training;
 /// the work: 29 images/s spinning, 235 with <c>OMP_WAIT_POLICY=PASSIVE</c>.</item>
 /// <item>glibc returns freed activation buffers to the kernel and every step faults them back in: 2.8 million page
 /// faults and 6.3 s of system time per 40 steps, against 0.38 million and 1.4 s when freed memory is kept.</item>
+/// <item>Buffers over glibc's 32 MiB limit (attention at 256 patches: [B, heads, 257, 257]) are still unmapped on free
+/// and faulted in again; with libtorch's transparent huge pages they come back as 2 MiB pages instead of 4 KiB ones.
+/// Segmentation training at 256 patches, batch 32: 1.38 million page faults and 41 images/s, against 0.27 million and
+/// 51 images/s (batch 16, under the limit: 63 and 65 images/s).</item>
 /// </list>
 /// </summary>
 public static class ProcessTuning
@@ -17,19 +21,29 @@ public static class ProcessTuning
     private const int TrimThreshold = -1;   // glibc's M_TRIM_THRESHOLD
     private const int MmapThreshold = -3;   // glibc's M_MMAP_THRESHOLD
 
-    /// <summary>Applies <see cref="PreferPassiveOpenMp"/> and <see cref="KeepFreedMemory"/>. Call it first thing, before any TorchSharp call.</summary>
+    /// <summary>Applies <see cref="PreferPassiveOpenMp"/>, <see cref="KeepFreedMemory"/> and <see cref="UseHugePages"/>. Call it first thing, before any TorchSharp call.</summary>
     public static void Apply()
     {
         PreferPassiveOpenMp();
         KeepFreedMemory();
+        UseHugePages();
     }
 
     /// <summary>Sets <c>OMP_WAIT_POLICY=PASSIVE</c> unless already set (OpenMP reads it when libtorch loads). Returns whether it was set.</summary>
-    public static bool PreferPassiveOpenMp()
+    public static bool PreferPassiveOpenMp() => SetUnlessSet("OMP_WAIT_POLICY", "PASSIVE", OperatingSystem.IsLinux() || OperatingSystem.IsMacOS());
+
+    /// <summary>
+    /// Sets <c>THP_MEM_ALLOC_ENABLE=1</c> on Linux unless already set: libtorch then aligns buffers of 2 MiB and more to
+    /// 2 MiB and asks for transparent huge pages for them (it reads the variable at its first allocation). Returns whether it was set.
+    /// </summary>
+    public static bool UseHugePages() => SetUnlessSet("THP_MEM_ALLOC_ENABLE", "1", OperatingSystem.IsLinux());
+
+    private static bool SetUnlessSet(string name, string value, bool supported)
     {
-        if (Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") != null || !(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())) return false;
-        // Environment.SetEnvironmentVariable changes only .NET's copy on Unix; OpenMP reads the C environment.
-        return SetEnv("OMP_WAIT_POLICY", "PASSIVE", overwrite: 0) == 0;
+        // .NET keeps its own copy of the environment on Unix (Environment.SetEnvironmentVariable changes only that);
+        // native libraries read the C environment, so that is the one checked and changed.
+        if (!supported || GetEnv(name) != IntPtr.Zero) return false;
+        return SetEnv(name, value, overwrite: 0) == 0;
     }
 
     /// <summary>
@@ -51,6 +65,9 @@ public static class ProcessTuning
 
     [DllImport("libc", EntryPoint = "setenv")]
     private static extern int SetEnv([MarshalAs(UnmanagedType.LPUTF8Str)] string name, [MarshalAs(UnmanagedType.LPUTF8Str)] string value, int overwrite);
+
+    [DllImport("libc", EntryPoint = "getenv")]
+    private static extern IntPtr GetEnv([MarshalAs(UnmanagedType.LPUTF8Str)] string name);
 
     [DllImport("libc", EntryPoint = "mallopt")]
     private static extern int MallOpt(int parameter, int value);
