@@ -14,25 +14,25 @@ public sealed record EmergentEvaluation(SegmentationMetrics ClassMap, double Acc
 /// <summary>Scores segmentation methods on a <see cref="SegmentationDataset"/> in batches, each in its own dispose scope.</summary>
 public static class SegmentationEvaluation
 {
-    /// <summary>Metrics of <paramref name="model"/>'s per-pixel predictions.</summary>
-    public static SegmentationMetrics Supervised(SegmentationModel model, SegmentationDataset data, int batchSize = 128)
+    /// <summary>Metrics of <paramref name="model"/>'s per-pixel predictions, in batches of <paramref name="batchSize"/> (default: <see cref="BatchSizeFor"/>).</summary>
+    public static SegmentationMetrics Supervised(SegmentationModel model, SegmentationDataset data, int? batchSize = null)
     {
         var metrics = new SegmentationMetrics(data.NumClasses, SegmentationDataset.IgnoreIndex, data.ClassNames);
         model.eval();
-        ForBatches(data.Count, batchSize, batch =>
+        ForBatches(data.Count, batchSize ?? BatchSizeFor(model.Trunk.Config), batch =>
             metrics.Add(Concat(data, batch), SegmentationBatch.ToBytes(model.Predict(SegmentationBatch.Images(data, batch, model.Trunk.Config)))));
         return metrics;
     }
 
-    /// <summary>Metrics of the emergent class map (see <see cref="EmergentMaps.ClassMap"/>) and the classifier's accuracy.</summary>
-    public static EmergentEvaluation Emergent(IVisionTransformer trunk, SegmentationDataset data, EmergentOptions? options = null, int batchSize = 128)
+    /// <summary>Metrics of the emergent class map (see <see cref="EmergentMaps.ClassMap"/>) and the classifier's accuracy, in batches of <paramref name="batchSize"/> (default: <see cref="BatchSizeFor"/>).</summary>
+    public static EmergentEvaluation Emergent(IVisionTransformer trunk, SegmentationDataset data, EmergentOptions? options = null, int? batchSize = null)
     {
         if (trunk.Config.NumClasses != data.NumClasses - 1)
             throw new ArgumentException($"The classifier has {trunk.Config.NumClasses} classes but '{data.Name}' has {data.NumClasses - 1} object classes.");
         var metrics = new SegmentationMetrics(data.NumClasses, SegmentationDataset.IgnoreIndex, data.ClassNames);
         long correct = 0, labelled = 0;
         trunk.Module.eval();
-        ForBatches(data.Count, batchSize, batch =>
+        ForBatches(data.Count, batchSize ?? BatchSizeFor(trunk.Config), batch =>
         {
             var maps = EmergentSegmentation.Segment(trunk, SegmentationBatch.Images(data, batch, trunk.Config), options);
             metrics.Add(Concat(data, batch), SegmentationBatch.ToBytes(maps.ClassMap()));
@@ -45,6 +45,17 @@ public static class SegmentationEvaluation
             }
         });
         return new EmergentEvaluation(metrics, labelled == 0 ? double.NaN : (double)correct / labelled);
+    }
+
+    /// <summary>
+    /// Images per batch for <paramref name="config"/>: at most 128, and few enough that one layer's attention weights
+    /// <c>[B, heads, T, T]</c> (float32) stay within glibc's 32 MiB reuse limit. Larger buffers are unmapped when freed and
+    /// faulted in again every batch: at 257 tokens a batch of 128 spent most of its time in the kernel.
+    /// </summary>
+    public static int BatchSizeFor(Core.Model.CrateConfig config)
+    {
+        long tokens = config.FirstPatchToken + config.NumPatches;
+        return (int)Math.Clamp((32L << 20) / (config.Heads * tokens * tokens * sizeof(float)), 1, 128);
     }
 
     /// <summary>The metrics of predicting background everywhere: the trivial baseline.</summary>

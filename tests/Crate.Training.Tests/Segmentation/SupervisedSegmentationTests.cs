@@ -20,6 +20,22 @@ public class SupervisedSegmentationTests
     };
 
     [Test]
+    public void EvaluationBatchesKeepOneLayersAttentionWithin32MiBAndGiveTheSameMetrics()
+    {
+        // CRATE-mini (6 heads): 64x64 scenes in patches of 4 have 257 tokens, 6 * 257^2 * 4 bytes = 1.51 MiB an image -> 21;
+        // 28x28 items have 50 tokens, 59 KiB an image -> 559, capped at 128.
+        Assert.That(SegmentationEvaluation.BatchSizeFor(CratePresets.Mini with { ImageHeight = 64, ImageWidth = 64, PatchSize = 4 }), Is.EqualTo(21));
+        Assert.That(SegmentationEvaluation.BatchSizeFor(CratePresets.Mini with { ImageHeight = 28, ImageWidth = 28, PatchSize = 4 }), Is.EqualTo(128));
+
+        var data = SceneGenerator.Generate(ObjectBank.Shapes(40, 3), 30, Scenes, "test");
+        torch.manual_seed(6);
+        var model = new SegmentationModel(new CrateModel(Trunk(data)), data.NumClasses);
+        var whole = SegmentationEvaluation.Supervised(model, data);
+        var inSevens = SegmentationEvaluation.Supervised(model, data, batchSize: 7);
+        Assert.That(inSevens.ToString(), Is.EqualTo(whole.ToString()));
+    }
+
+    [Test]
     public void CoarseHeadPutsEachPatchsPixelsInPlace()
     {
         torch.manual_seed(1);
