@@ -54,7 +54,7 @@ public static class SegmentationEvaluation
     /// </summary>
     public static int BatchSizeFor(Core.Model.CrateConfig config)
     {
-        long tokens = config.FirstPatchToken + config.NumPatches;
+        long tokens = config.TokenCount;
         return (int)Math.Clamp((32L << 20) / (config.Heads * tokens * tokens * sizeof(float)), 1, 128);
     }
 
