@@ -49,13 +49,14 @@ public static class SegmentationEvaluation
 
     /// <summary>
     /// Images per batch for <paramref name="config"/>: at most 128, and few enough that one layer's attention weights
-    /// <c>[B, heads, T, T]</c> (float32) stay within glibc's 32 MiB reuse limit. Larger buffers are unmapped when freed and
-    /// faulted in again every batch: at 257 tokens a batch of 128 spent most of its time in the kernel.
+    /// <c>[B, heads, T, T]</c> (float32) stay within glibc's reuse limit (<see cref="ProcessTuning.HeapAllocationLimit"/>).
+    /// Larger buffers are unmapped when freed and faulted in again every batch: at 257 tokens a batch of 128 spent most of
+    /// its time in the kernel.
     /// </summary>
     public static int BatchSizeFor(Core.Model.CrateConfig config)
     {
         long tokens = config.TokenCount;
-        return (int)Math.Clamp((32L << 20) / (config.Heads * tokens * tokens * sizeof(float)), 1, 128);
+        return (int)Math.Clamp(ProcessTuning.HeapAllocationLimit / (config.Heads * tokens * tokens * sizeof(float)), 1, 128);
     }
 
     /// <summary>The metrics of predicting background everywhere: the trivial baseline.</summary>

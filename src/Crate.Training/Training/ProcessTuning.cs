@@ -18,6 +18,12 @@ namespace Crate.Training;
 /// </summary>
 public static class ProcessTuning
 {
+    /// <summary>
+    /// The largest allocation, in bytes, that glibc serves from its heap and reuses once <see cref="KeepFreedMemory"/> has
+    /// run (32 MiB, glibc's ceiling for the mmap threshold on 64-bit); larger buffers are mapped and unmapped every time.
+    /// </summary>
+    public const int HeapAllocationLimit = 32 << 20;
+
     private const int TrimThreshold = -1;   // glibc's M_TRIM_THRESHOLD
     private const int MmapThreshold = -3;   // glibc's M_MMAP_THRESHOLD
 
@@ -58,7 +64,7 @@ public static class ProcessTuning
         try
         {
             // The mmap threshold must be set too: fixing the trim threshold alone turns off glibc's adaptive mmap threshold.
-            return MallOpt(MmapThreshold, 32 << 20) == 1 && MallOpt(TrimThreshold, 1 << 30) == 1;
+            return MallOpt(MmapThreshold, HeapAllocationLimit) == 1 && MallOpt(TrimThreshold, 1 << 30) == 1;
         }
         catch (EntryPointNotFoundException) { return false; }   // musl and other C libraries have no mallopt
     }
