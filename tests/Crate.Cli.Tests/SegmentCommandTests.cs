@@ -22,7 +22,8 @@ public class SegmentCommandTests
 
             var evaluate = CliRunner.Run("segment", "evaluate", "--model", model, "--count", "20");
             Assert.That(evaluate.ExitCode, Is.EqualTo(0), evaluate.Error);
-            Assert.That(evaluate.Output, Does.Contain("pixel accuracy").And.Contain("mIoU").And.Contain("foreground IoU").And.Contain("all-background baseline"));
+            Assert.That(evaluate.Output, Does.Contain("pixel accuracy").And.Contain("mIoU").And.Contain("foreground IoU").And.Contain("all-background baseline")
+                .And.Contain("with every found pixel named right (the outlines' limit): mIoU").And.Contain("with the foreground exact (the naming's limit):"));
             Assert.That(Regex.Matches(evaluate.Output, @"^\s+\d+ \S.* IoU ", RegexOptions.Multiline), Has.Count.EqualTo(11), "one line per mask class");
 
             var emergent = CliRunner.Run("segment", "evaluate", "--model", model, "--count", "20", "--method", "emergent");

@@ -159,7 +159,7 @@ internal static class SegmentCommand
                 if (start?.Segmenter is { } earlier && model != earlier) TrunkAdaptation.CopyMatching(earlier.Head, model.Head);   // the --init head goes on the prompted trunk
                 TrainingProgress.Run<EpochReport>((onStep, onEpoch) => SegmentationTraining.TrainSegmentation(model, train, options with { OnStep = onStep }, onEpoch));
                 SegmentationCheckpoint.Save(path, model, train.ClassNames);
-                if (test != null) Console.Write(SegmentationEvaluation.Supervised(model, test));
+                if (test != null) Console.Write(SegmentationEvaluation.SupervisedBreakdown(model, test));
             }
             Console.WriteLine($"saved {path}");
             return 0;
@@ -188,7 +188,7 @@ internal static class SegmentCommand
             if (which == "supervised")
             {
                 var segmenter = loaded.Segmenter ?? throw new ArgumentException($"'{parse.GetValue(model)!.Name}' has no segmentation head; use --method emergent or train with --task segment.");
-                Console.Write(SegmentationEvaluation.Supervised(segmenter, test));
+                Console.Write(SegmentationEvaluation.SupervisedBreakdown(segmenter, test));
             }
             else
             {

@@ -15,13 +15,24 @@ public sealed record EmergentEvaluation(SegmentationMetrics ClassMap, double Acc
 public static class SegmentationEvaluation
 {
     /// <summary>Metrics of <paramref name="model"/>'s per-pixel predictions, in batches of <paramref name="batchSize"/> (default: <see cref="BatchSizeFor"/>).</summary>
-    public static SegmentationMetrics Supervised(SegmentationModel model, SegmentationDataset data, int? batchSize = null)
+    public static SegmentationMetrics Supervised(SegmentationModel model, SegmentationDataset data, int? batchSize = null) =>
+        SupervisedBreakdown(model, data, batchSize).Actual;
+
+    /// <summary>
+    /// <paramref name="model"/>'s metrics with the split of its errors into outlines and naming (see
+    /// <see cref="SegmentationErrorBreakdown"/>), in batches of <paramref name="batchSize"/> (default: <see cref="BatchSizeFor"/>).
+    /// </summary>
+    public static SegmentationErrorBreakdown SupervisedBreakdown(SegmentationModel model, SegmentationDataset data, int? batchSize = null)
     {
-        var metrics = new SegmentationMetrics(data.NumClasses, SegmentationDataset.IgnoreIndex, data.ClassNames);
+        var breakdown = new SegmentationErrorBreakdown(data.NumClasses, SegmentationDataset.IgnoreIndex, data.ClassNames);
         model.eval();
         ForBatches(data.Count, batchSize ?? BatchSizeFor(model.Trunk.Config), batch =>
-            metrics.Add(Concat(data, batch), SegmentationBatch.ToBytes(model.Predict(SegmentationBatch.Images(data, batch, model.Trunk.Config)))));
-        return metrics;
+        {
+            var logits = model.forward(SegmentationBatch.Images(data, batch, model.Trunk.Config));
+            var bestObject = logits.narrow(1, 1, logits.shape[1] - 1).argmax(1).add_(1);
+            breakdown.Add(Concat(data, batch), SegmentationBatch.ToBytes(logits.argmax(1)), SegmentationBatch.ToBytes(bestObject));
+        });
+        return breakdown;
     }
 
     /// <summary>Metrics of the emergent class map (see <see cref="EmergentMaps.ClassMap"/>) and the classifier's accuracy, in batches of <paramref name="batchSize"/> (default: <see cref="BatchSizeFor"/>).</summary>

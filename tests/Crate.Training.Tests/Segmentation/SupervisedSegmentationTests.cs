@@ -122,6 +122,15 @@ public class SupervisedSegmentationTests
         Assert.That(metrics.ForegroundIoU, Is.GreaterThan(0.5));
         Assert.That(metrics.MeanIoU, Is.GreaterThan(1.5 * trivial.MeanIoU));
         Assert.That(metrics.PixelAccuracy, Is.GreaterThan(trivial.PixelAccuracy));
+
+        // The breakdown's actual metrics are the same evaluation; each ceiling only turns wrong pixels right.
+        var breakdown = SegmentationEvaluation.SupervisedBreakdown(model, test);
+        TestContext.Out.WriteLine(breakdown);
+        Assert.That(breakdown.Actual.ToString(), Is.EqualTo(metrics.ToString()));
+        Assert.That(breakdown.PerfectNaming.PixelAccuracy, Is.GreaterThanOrEqualTo(metrics.PixelAccuracy));
+        Assert.That(breakdown.PerfectForeground.PixelAccuracy, Is.GreaterThanOrEqualTo(metrics.PixelAccuracy));
+        Assert.That(breakdown.PerfectNaming.ForegroundIoU, Is.EqualTo(metrics.ForegroundIoU).Within(1e-12), "naming fixes leave the outlines as they are");
+        Assert.That(breakdown.PerfectForeground.ForegroundIoU, Is.EqualTo(1.0));
     }
 
     [TestCase(Architectures.Crate)]
