@@ -47,5 +47,14 @@ public class SegmentationErrorBreakdownTests
     {
         var error = Assert.Throws<ArgumentException>(() => new SegmentationErrorBreakdown(3).Add([0, 1, 2], [0, 1, 2], [1, 1]));
         Assert.That(error!.Message, Is.EqualTo("ground truth has 3 pixels but the best object classes 2"));
+        error = Assert.Throws<ArgumentException>(() => new SegmentationErrorBreakdown(3).Add([0, 1, 2], [0, 1], [1, 1, 1]));
+        Assert.That(error!.Message, Is.EqualTo("ground truth has 3 pixels but the prediction 2"));
+    }
+
+    [Test]
+    public void ABestObjectClassOutsideTheClassesIsRefused()
+    {
+        var error = Assert.Throws<ArgumentException>(() => new SegmentationErrorBreakdown(3).Add([0, 1], [0, 1], [1, 3]));
+        Assert.That(error!.Message, Is.EqualTo("the best object class at pixel 1 is 3, outside the 3 classes"));
     }
 }
