@@ -39,8 +39,7 @@ public sealed class SegmentationErrorBreakdown
     /// <exception cref="ArgumentException">Lengths differ, a best object class is background, or a value is outside the classes (a best object class is checked before anything is counted).</exception>
     public void Add(ReadOnlySpan<byte> truth, ReadOnlySpan<byte> predicted, ReadOnlySpan<byte> bestObjectClass)
     {
-        if (predicted.Length != truth.Length)
-            throw new ArgumentException($"ground truth has {truth.Length} pixels but the prediction {predicted.Length}");
+        SegmentationMetrics.RequireSameLength(truth, predicted);
         if (bestObjectClass.Length != truth.Length)
             throw new ArgumentException($"ground truth has {truth.Length} pixels but the best object classes {bestObjectClass.Length}");
         var namedRight = new byte[truth.Length];

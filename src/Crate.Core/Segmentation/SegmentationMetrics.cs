@@ -49,7 +49,7 @@ public sealed class SegmentationMetrics
     /// <exception cref="ArgumentException">Lengths differ, or a value is outside the classes (ground truth may also be the ignore index).</exception>
     public void Add(ReadOnlySpan<byte> truth, ReadOnlySpan<byte> predicted)
     {
-        if (truth.Length != predicted.Length) throw new ArgumentException($"ground truth has {truth.Length} pixels but the prediction {predicted.Length}");
+        RequireSameLength(truth, predicted);
         for (int i = 0; i < truth.Length; i++)
         {
             int t = truth[i], p = predicted[i];
@@ -58,6 +58,12 @@ public sealed class SegmentationMetrics
             if (p >= NumClasses) throw new ArgumentException($"predicted class {p} at pixel {i} is outside the {NumClasses} classes");
             _confusion[t * NumClasses + p]++;
         }
+    }
+
+    /// <summary>Throws <see cref="ArgumentException"/> unless the prediction has a class for every ground-truth pixel.</summary>
+    internal static void RequireSameLength(ReadOnlySpan<byte> truth, ReadOnlySpan<byte> predicted)
+    {
+        if (truth.Length != predicted.Length) throw new ArgumentException($"ground truth has {truth.Length} pixels but the prediction {predicted.Length}");
     }
 
     /// <summary>Correct pixels / counted pixels (NaN when nothing was counted).</summary>
