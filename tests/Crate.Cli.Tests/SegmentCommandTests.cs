@@ -101,6 +101,13 @@ public class SegmentCommandTests
             Assert.That(larger.ExitCode, Is.EqualTo(0), larger.Error);
             Assert.That(larger.Output, Does.Contain("positional embedding resampled from a 4x4 to a 6x6 patch grid").And.Contain("48x48x1 input"));
 
+            // A folder of images: --scene-size resizes them and the trunk follows, as for generated scenes.
+            var folder = Path.Combine(dir, "scenes");
+            SceneGenerator.Generate(ObjectBank.Shapes(20, seed: 1), 16, new SceneOptions { Size = 32 }, "train").Save(folder);
+            var fromFolder = CliRunner.Run(["segment", "train", "--init", pretrained, "--data", folder, "--scene-size", "48", .. tiny, "--out", Path.Combine(dir, "folder.safetensors")]);
+            Assert.That(fromFolder.ExitCode, Is.EqualTo(0), fromFolder.Error);
+            Assert.That(fromFolder.Output, Does.Contain($"16 images from '{folder}', 48x48x1").And.Contain("resampled from a 4x4 to a 6x6 patch grid").And.Contain("48x48x1 input"));
+
             var misfit = CliRunner.Run(["segment", "train", "--init", pretrained, "--scene-size", "36", .. tiny, "--out", Path.Combine(dir, "misfit.safetensors")]);
             Assert.That(misfit.ExitCode, Is.EqualTo(2));
             Assert.That(misfit.Error.Trim(), Is.EqualTo("error: 'pretrained.safetensors' does not fit the training images: the trunk takes 1-channel images in patches of 8, the images are 1x36x36."));

@@ -35,7 +35,10 @@ internal static class SegmentCommand
     private sealed class DataOptions
     {
         public Option<DirectoryInfo?> Data { get; } = new("--data") { Description = "Folder with images/ and masks/ (and optionally classes.txt); default: generated Fashion-MNIST scenes." };
-        public Option<int?> SceneSize { get; } = new("--scene-size") { Description = "Side of generated scenes (default 64, or the model's input size)." };
+        public Option<int?> SceneSize { get; } = new("--scene-size")
+        {
+            Description = "Side of the scenes: generated at this size, or folder images resized to it (default: the model's input size; else 64 for generated scenes, the images' own size for a folder).",
+        };
         public Option<int> Seed { get; } = new("--seed") { Description = "Seed of the generated scenes.", DefaultValueFactory = _ => 0 };
         public Option<int?> Channels { get; } = new("--channels") { Description = "Channels to read folder images as, 1 or 3 (default 3, or the model's)." };
         public Option<int> Threads { get; } = new("--threads") { Description = "libtorch threads (default: the machine's cores).", DefaultValueFactory = _ => Environment.ProcessorCount };
@@ -53,7 +56,7 @@ internal static class SegmentCommand
                 var data = SegmentationFolder.Read(dir.FullName, new SegmentationFolder.Options
                 {
                     Channels = parse.GetValue(Channels) ?? model?.Channels ?? 3,
-                    Size = model?.ImageHeight ?? parse.GetValue(SceneSize),
+                    Size = parse.GetValue(SceneSize) ?? model?.ImageHeight,   // as for generated scenes: an explicit size wins (train resamples the trunk to it)
                     Limit = count,
                 });
                 Console.WriteLine($"data: {data.Count} images from '{dir.FullName}', {data.Height}x{data.Width}x{data.Channels}, {data.NumClasses} mask classes");
