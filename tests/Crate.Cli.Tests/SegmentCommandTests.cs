@@ -25,6 +25,10 @@ public class SegmentCommandTests
             Assert.That(evaluate.Output, Does.Contain("pixel accuracy").And.Contain("mIoU").And.Contain("foreground IoU").And.Contain("all-background baseline")
                 .And.Contain("with every found pixel named right (the outlines' limit): mIoU").And.Contain("with the foreground exact (the naming's limit):"));
             Assert.That(Regex.Matches(evaluate.Output, @"^\s+\d+ \S.* IoU ", RegexOptions.Multiline), Has.Count.EqualTo(11), "one line per mask class");
+            Assert.That(evaluate.Output, Does.Contain("20 scenes of 1-3 objects, scale 0.75-1.3, occlusion up to 0.3"));
+            var single = CliRunner.Run("segment", "evaluate", "--model", model, "--count", "20", "--objects", "1", "--object-scale", "0.9-1.1", "--max-occlusion", "0");
+            Assert.That(single.ExitCode, Is.EqualTo(0), single.Error);
+            Assert.That(single.Output, Does.Contain("20 scenes of 1 object, scale 0.9-1.1, occlusion up to 0"));
 
             var emergent = CliRunner.Run("segment", "evaluate", "--model", model, "--count", "20", "--method", "emergent");
             Assert.That(emergent.ExitCode, Is.EqualTo(0), emergent.Error);

@@ -11,6 +11,24 @@ internal static class NumberOption
 
     public static Option<double?> Real(string name, string description) => Create<double>(name, description, "a number");
 
+    /// <summary>A range written <c>MIN-MAX</c>, or one number for both ends; "'--objects' expects a number or MIN-MAX, got 'x'" otherwise.</summary>
+    public static Option<(double Min, double Max)?> Range(string name, string description) => new(name)
+    {
+        Description = description,
+        CustomParser = result =>
+        {
+            var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
+            var ends = text.Split('-');
+            if (ends.Length is 1 or 2 && ends.All(e => double.TryParse(e, NumberStyles.Float, CultureInfo.InvariantCulture, out _)))
+            {
+                double min = double.Parse(ends[0], CultureInfo.InvariantCulture), max = double.Parse(ends[^1], CultureInfo.InvariantCulture);
+                return (min, max);
+            }
+            result.AddError($"'{name}' expects a number or MIN-MAX, got '{text}'.");
+            return null;
+        },
+    };
+
     private static Option<T?> Create<T>(string name, string description, string kind) where T : struct, INumber<T> => new(name)
     {
         Description = description,

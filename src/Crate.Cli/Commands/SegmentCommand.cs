@@ -40,10 +40,18 @@ internal static class SegmentCommand
             Description = "Side of the scenes: generated at this size, or folder images resized to it (default: the model's input size; else 64 for generated scenes, the images' own size for a folder).",
         };
         public Option<int> Seed { get; } = new("--seed") { Description = "Seed of the generated scenes.", DefaultValueFactory = _ => 0 };
+        public Option<(double Min, double Max)?> Objects { get; } = NumberOption.Range("--objects", "Objects per generated scene: N, or MIN-MAX (default 1-3).");
+        public Option<(double Min, double Max)?> ObjectScale { get; } = NumberOption.Range("--object-scale",
+            "Object side in generated scenes as a multiple of the sprite's 28 pixels: S, or MIN-MAX (default 0.75-1.3).");
+        public Option<double?> MaxOcclusion { get; } = NumberOption.Real("--max-occlusion",
+            "Largest fraction of a placed object that a later one may cover in generated scenes (default 0.3).");
         public Option<int?> Channels { get; } = new("--channels") { Description = "Channels to read folder images as, 1 or 3 (default 3, or the model's)." };
         public Option<int> Threads { get; } = new("--threads") { Description = "libtorch threads (default: the machine's cores).", DefaultValueFactory = _ => Environment.ProcessorCount };
 
-        public void AddTo(Command c) { c.Options.Add(Data); c.Options.Add(SceneSize); c.Options.Add(Seed); c.Options.Add(Channels); c.Options.Add(Threads); }
+        public void AddTo(Command c)
+        {
+            foreach (var option in new Option[] { Data, SceneSize, Seed, Objects, ObjectScale, MaxOcclusion, Channels, Threads }) c.Options.Add(option);
+        }
 
         /// <summary>Sets libtorch's thread count from <c>--threads</c>.</summary>
         public void ConfigureThreads(ParseResult parse) => torch.set_num_threads(Math.Max(1, parse.GetValue(Threads)));
@@ -53,6 +61,8 @@ internal static class SegmentCommand
         {
             if (parse.GetValue(Data) is DirectoryInfo dir)
             {
+                var generatorOnly = new Option[] { Objects, ObjectScale, MaxOcclusion }.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false });
+                if (generatorOnly != null) throw new ArgumentException($"{generatorOnly.Name} sets up generated scenes; it does not apply to --data folders.");
                 var data = SegmentationFolder.Read(dir.FullName, new SegmentationFolder.Options
                 {
                     Channels = parse.GetValue(Channels) ?? model?.Channels ?? 3,
@@ -62,13 +72,32 @@ internal static class SegmentCommand
                 Console.WriteLine($"data: {data.Count} images from '{dir.FullName}', {data.Height}x{data.Width}x{data.Channels}, {data.NumClasses} mask classes");
                 return data;
             }
-            var options = new SceneOptions { Size = parse.GetValue(SceneSize) ?? model?.ImageHeight ?? 64, Seed = parse.GetValue(Seed) };
+            var options = Scenes(parse, model);
             var clock = Stopwatch.StartNew();
             var scenes = train
                 ? SceneGenerator.FashionScenes(count, 0, options, log: m => Console.Error.WriteLine($"warning: {m}")).Train
                 : SceneGenerator.FashionScenes(0, count, options, log: m => Console.Error.WriteLine($"warning: {m}")).Test;
-            Console.WriteLine($"data: {scenes.Name}: {scenes.Count} scenes in {clock.Elapsed.TotalSeconds:F1} s");
+            string objects = (options.MinObjects == options.MaxObjects ? $"{options.MinObjects}" : $"{options.MinObjects}-{options.MaxObjects}")
+                + (options.MaxObjects == 1 ? " object" : " objects");
+            Console.WriteLine(FormattableString.Invariant(
+                $"data: {scenes.Name}: {scenes.Count} scenes of {objects}, scale {options.MinScale:0.###}-{options.MaxScale:0.###}, occlusion up to {options.MaxOcclusion:0.###} ({clock.Elapsed.TotalSeconds:F1} s)"));
             return scenes;
+        }
+
+        /// <summary>The generated scenes' settings: the defaults of <see cref="SceneOptions"/> unless given; checked (the first wrong one is named).</summary>
+        private SceneOptions Scenes(ParseResult parse, CrateConfig? model)
+        {
+            var defaults = new SceneOptions();
+            var objects = parse.GetValue(Objects) ?? (defaults.MinObjects, defaults.MaxObjects);
+            if (objects.Min != Math.Floor(objects.Min) || objects.Max != Math.Floor(objects.Max))
+                throw new ArgumentException($"--objects takes whole numbers, got {objects.Min.ToString(CultureInfo.InvariantCulture)}-{objects.Max.ToString(CultureInfo.InvariantCulture)}.");
+            var scale = parse.GetValue(ObjectScale) ?? (defaults.MinScale, defaults.MaxScale);
+            return new SceneOptions
+            {
+                Size = parse.GetValue(SceneSize) ?? model?.ImageHeight ?? defaults.Size, Seed = parse.GetValue(Seed),
+                MinObjects = (int)objects.Min, MaxObjects = (int)objects.Max, MinScale = scale.Min, MaxScale = scale.Max,
+                MaxOcclusion = parse.GetValue(MaxOcclusion) ?? defaults.MaxOcclusion,
+            }.Validate();
         }
     }
 
