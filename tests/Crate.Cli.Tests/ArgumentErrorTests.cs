@@ -25,7 +25,7 @@ public class ArgumentErrorTests
     [TestCase(new[] { "segment", "train", "--adapt", "freeze", "--out", "/nonexistent/seg.safetensors" },
         "error: Argument 'freeze' not recognized. Must be one of: 'linear-probe' 'prompt-tuning' 'fine-tune' (see 'crate segment train --help')")]
     [TestCase(new[] { "segment", "evaluate", "--model", "/nonexistent/seg.safetensors", "--objects", "2-x" }, "error: '--objects' expects a number or MIN-MAX, got '2-x'. (see 'crate segment evaluate --help')")]
-    [TestCase(new[] { "segment", "train", "--objects", "1.5", "--out", "/nonexistent/seg.safetensors" }, "error: --objects takes whole numbers, got 1.5-1.5.")]
+    [TestCase(new[] { "segment", "train", "--objects", "1.5", "--out", "/nonexistent/seg.safetensors" }, "error: --objects takes whole numbers, got '1.5'.")]
     [TestCase(new[] { "segment", "train", "--objects", "3-1", "--out", "/nonexistent/seg.safetensors" }, "error: Objects per scene must satisfy 1 <= min (3) <= max (1).")]
     [TestCase(new[] { "segment", "train", "--object-scale", "0-1", "--out", "/nonexistent/seg.safetensors" }, "error: Object scales must satisfy 0 < min (0) <= max (1).")]
     [TestCase(new[] { "segment", "train", "--data", "/nonexistent/scenes", "--max-occlusion", "0", "--out", "/nonexistent/seg.safetensors" },

@@ -90,7 +90,7 @@ internal static class SegmentCommand
             var defaults = new SceneOptions();
             var objects = parse.GetValue(Objects) ?? (defaults.MinObjects, defaults.MaxObjects);
             if (objects.Min != Math.Floor(objects.Min) || objects.Max != Math.Floor(objects.Max))
-                throw new ArgumentException($"--objects takes whole numbers, got {objects.Min.ToString(CultureInfo.InvariantCulture)}-{objects.Max.ToString(CultureInfo.InvariantCulture)}.");
+                throw new ArgumentException($"--objects takes whole numbers, got '{parse.GetResult(Objects)!.Tokens[0].Value}'.");
             var scale = parse.GetValue(ObjectScale) ?? (defaults.MinScale, defaults.MaxScale);
             return new SceneOptions
             {
