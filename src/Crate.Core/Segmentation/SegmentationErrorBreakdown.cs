@@ -40,8 +40,7 @@ public sealed class SegmentationErrorBreakdown
     public void Add(ReadOnlySpan<byte> truth, ReadOnlySpan<byte> predicted, ReadOnlySpan<byte> bestObjectClass)
     {
         SegmentationMetrics.RequireSameLength(truth, predicted);
-        if (bestObjectClass.Length != truth.Length)
-            throw new ArgumentException($"ground truth has {truth.Length} pixels but the best object classes {bestObjectClass.Length}");
+        SegmentationMetrics.RequireSameLength(truth, bestObjectClass, "the best object classes");
         var namedRight = new byte[truth.Length];
         var foundRight = new byte[truth.Length];
         for (int i = 0; i < truth.Length; i++)

@@ -60,10 +60,13 @@ public sealed class SegmentationMetrics
         }
     }
 
-    /// <summary>Throws <see cref="ArgumentException"/> unless the prediction has a class for every ground-truth pixel.</summary>
-    internal static void RequireSameLength(ReadOnlySpan<byte> truth, ReadOnlySpan<byte> predicted)
+    /// <summary>
+    /// Throws <see cref="ArgumentException"/> unless <paramref name="perPixel"/> (named <paramref name="what"/> in the message)
+    /// has a value for every ground-truth pixel.
+    /// </summary>
+    internal static void RequireSameLength(ReadOnlySpan<byte> truth, ReadOnlySpan<byte> perPixel, string what = "the prediction")
     {
-        if (truth.Length != predicted.Length) throw new ArgumentException($"ground truth has {truth.Length} pixels but the prediction {predicted.Length}");
+        if (truth.Length != perPixel.Length) throw new ArgumentException($"ground truth has {truth.Length} pixels but {what} {perPixel.Length}");
     }
 
     /// <summary>Correct pixels / counted pixels (NaN when nothing was counted).</summary>
