@@ -18,12 +18,9 @@ internal static class NumberOption
         CustomParser = result =>
         {
             var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
-            var ends = text.Split('-');
-            if (ends.Length is 1 or 2 && ends.All(e => double.TryParse(e, NumberStyles.Float, CultureInfo.InvariantCulture, out _)))
-            {
-                double min = double.Parse(ends[0], CultureInfo.InvariantCulture), max = double.Parse(ends[^1], CultureInfo.InvariantCulture);
-                return (min, max);
-            }
+            var ends = text.Split('-').Select(e => double.TryParse(e, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : (double?)null).ToArray();
+            if (ends is [double one]) return (one, one);
+            if (ends is [double min, double max]) return (min, max);
             result.AddError($"'{name}' expects a number or MIN-MAX, got '{text}'.");
             return null;
         },
