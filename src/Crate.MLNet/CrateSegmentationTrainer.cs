@@ -173,7 +173,7 @@ public sealed class CrateSegmentationTrainer : IEstimator<TransformerChain<ITran
         if (o.Adaptation == AdaptationMethod.PromptTuning && trunk.Config.PromptTokens == 0) trunk = TrunkAdaptation.WithPrompts(trunk, o.PromptTokens);
         var kept = start?.Segmenter is { } earlier && earlier.NumClasses == train.NumClasses ? earlier : null;
         using var model = kept is not null && kept.Trunk == trunk ? kept : new SegmentationModel(trunk, train.NumClasses);
-        if (kept is not null && model != kept) TrunkAdaptation.CopyMatching(kept.Head, model.Head);   // the initial head goes on the prompted trunk
+        if (kept is not null && model != kept) model.CopyHeadsFrom(kept);   // the initial head goes on the prompted trunk
         channel.Info(MessageSensitivity.None, $"Training {trunk.Config} with a {train.NumClasses}-class segmentation head on {train.Count} images.");
         SegmentationTraining.TrainSegmentation(model, train, new SegmentationTrainingOptions
         {

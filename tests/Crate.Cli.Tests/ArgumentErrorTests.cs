@@ -30,6 +30,8 @@ public class ArgumentErrorTests
     [TestCase(new[] { "segment", "train", "--object-scale", "0-1", "--out", "/nonexistent/seg.safetensors" }, "error: Object scales must satisfy 0 < min (0) <= max (1).")]
     [TestCase(new[] { "segment", "train", "--data", "/nonexistent/scenes", "--max-occlusion", "0", "--out", "/nonexistent/seg.safetensors" },
         "error: --max-occlusion sets up generated scenes; it does not apply to --data folders.")]
+    [TestCase(new[] { "segment", "train", "--queries", "0", "--out", "/nonexistent/seg.safetensors" }, "error: --queries must be at least 1 (the class token), got 0.")]
+    [TestCase(new[] { "segment", "train", "--task", "classify", "--queries", "3", "--out", "/nonexistent/seg.safetensors" }, "error: --queries applies to --task segment.")]
     [TestCase(new[] { "study", "--checkpoint-every", "0" }, "error: --checkpoint-every must be at least 1.")]
     [TestCase(new[] { "study", "--task", "detection" },
         "error: Argument 'detection' not recognized. Must be one of: 'classification' 'segmentation' 'both' (see 'crate study --help')")]

@@ -58,6 +58,37 @@ public class SegmentCommandTests
         }
     }
 
+    [Test]
+    public void QueriesPutAQueryHeadOnTheClassTokenAndNewPromptsThatLaterRunsKeep()
+    {
+        var dir = Directory.CreateTempSubdirectory("crate-cli-queries-").FullName;
+        try
+        {
+            var first = Path.Combine(dir, "first.safetensors");
+            string[] tiny = ["--count", "32", "--epochs", "1", "--batch-size", "16", "--scene-size", "32", "--test-count", "0"];
+            var train = CliRunner.Run(["segment", "train", "--queries", "3", .. tiny, "--out", first]);
+            Assert.That(train.ExitCode, Is.EqualTo(0), train.Error);
+            Assert.That(train.Output, Does.Contain("2 prompt tokens").And.Contain("query head: 3 queries (the class token and 2 prompt tokens)"));
+            Assert.That(Safetensors.Read(first).Tensors.Count(t => t.Name.StartsWith("query_head.", StringComparison.Ordinal)), Is.EqualTo(10));
+
+            var second = Path.Combine(dir, "second.safetensors");
+            var more = CliRunner.Run(["segment", "train", "--init", first, .. tiny, "--out", second]);
+            Assert.That(more.ExitCode, Is.EqualTo(0), more.Error);
+            Assert.That(more.Output, Does.Contain("query head: 3 queries"), "a model with a query head keeps it");
+
+            var mismatch = CliRunner.Run(["segment", "train", "--init", first, "--queries", "5", .. tiny, "--out", second]);
+            Assert.That(mismatch.ExitCode, Is.EqualTo(2));
+            Assert.That(mismatch.Error.Trim(), Is.EqualTo("error: --queries 5 needs 4 prompt tokens, but the trunk has 2: the queries are the class token and every prompt token."));
+
+            var export = CliRunner.Run("segment", "export", "--model", second, "--out", Path.Combine(dir, "second.onnx"));
+            Assert.That(export.ExitCode, Is.EqualTo(0), export.Error);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [TestCase("linear-probe")]
     [TestCase("prompt-tuning")]
     [TestCase("fine-tune")]

@@ -16,18 +16,22 @@ public class SegmentationExportTests
     private static readonly CrateConfig Config = Mini with { ImageHeight = 32, ImageWidth = 24, Depth = 3, NumClasses = 4, ClassNames = [] };
     private static readonly string[] MaskClasses = ["background", "a", "b", "c", "d"];
 
-    [TestCase(0)]
-    [TestCase(2)]
-    public void MaskLogitsAndMaskMatchTorchSharp(int promptTokens)
+    [TestCase(0, false)]
+    [TestCase(2, false)]
+    [TestCase(0, true)]
+    [TestCase(3, true)]
+    public void MaskLogitsAndMaskMatchTorchSharp(int promptTokens, bool queryHead)
     {
         torch.manual_seed(21);
         var network = new CrateModel(Config with { PromptTokens = promptTokens });
-        var model = new SegmentationModel(network, MaskClasses.Length);
+        var model = new SegmentationModel(network, MaskClasses.Length, queryHead);
         model.eval();
         using (torch.no_grad())
         {
             // A random head's logits are nearly flat; scale the coarse layer so the arg-max is decided by real margins.
             foreach (var (name, p) in model.Head.named_parameters()) if (name == "1.weight") p.mul_(8);
+            // Likewise the query head's class and pixel layers, so queries name different classes and claim different pixels.
+            foreach (var (name, p) in model.QueryHead?.named_parameters() ?? []) if (name is "classes.weight" or "pixel_embed.weight") p.mul_(8);
             // Fresh prompts (std 0.02) barely move the patch tokens; at std 1 a head reading the wrong tokens shows.
             network.Prompts?.mul_(50);
         }

@@ -134,10 +134,12 @@ internal static class SegmentCommand
         adapt.AcceptOnlyFromAmong([.. Enum.GetValues<AdaptationMethod>().Select(AdaptedClassifier.NameOf)]);
         var promptTokens = NumberOption.Integer("--prompt-tokens", "Segment task with --adapt prompt-tuning: prompt tokens the trunk gets after its class token (default 8).");
         var fineTuneLast = NumberOption.Integer("--fine-tune-last", "Segment task with --adapt fine-tune: train only the trunk's last N layers and the head (default: every layer).");
+        var queries = NumberOption.Integer("--queries",
+            "Segment task: add a query head whose N queries are the class token and N-1 new prompt tokens; each names a class and claims pixels, so the class token's naming reaches the mask (default: none, or the --init model's).");
         var precision = PrecisionOption.Create();
         var resume = new Option<bool>("--resume") { Description = "Continue from the checkpoint written after every epoch beside --out (<name>.last.ckpt), with the same options." };
         var command = new Command("train", "Train a classifier on scene labels (emergent segmentation) or a segmentation head on masks.")
-        { output, task, arch, init, preset, dim, depth, mlpRatio, patch, count, testCount, epochs, batch, lr, wd, optimizer, adapt, promptTokens, fineTuneLast, precision, resume };
+        { output, task, arch, init, preset, dim, depth, mlpRatio, patch, count, testCount, epochs, batch, lr, wd, optimizer, adapt, promptTokens, fineTuneLast, queries, precision, resume };
         data.AddTo(command);
         command.SetAction(parse =>
         {
@@ -152,6 +154,8 @@ internal static class SegmentCommand
                 throw new ArgumentException(method != AdaptationMethod.FineTune ? "--fine-tune-last applies to --adapt fine-tune." : $"--fine-tune-last must be at least 1, got {last}.");
             if (parse.GetValue(promptTokens) is int prompts && (method != AdaptationMethod.PromptTuning || prompts < 1))
                 throw new ArgumentException(method != AdaptationMethod.PromptTuning ? "--prompt-tokens applies to --adapt prompt-tuning." : $"--prompt-tokens must be at least 1, got {prompts}.");
+            if (parse.GetValue(queries) is int n && (parse.GetValue(task) != "segment" || n < 1))
+                throw new ArgumentException(parse.GetValue(task) != "segment" ? "--queries applies to --task segment." : $"--queries must be at least 1 (the class token), got {n}.");
             var initFile = parse.GetValue(init);
             var start = parse.GetValue(resume) ? SegmentationCheckpoint.Load(checkpoint) : initFile != null ? SegmentationCheckpoint.Load(initFile.FullName) : null;
             var train = data.Load(parse, train: true, parse.GetValue(count), start?.Trunk.Config);
@@ -170,6 +174,12 @@ internal static class SegmentCommand
             var trunk = start?.Trunk ?? Architectures.Create(parse.GetValue(arch)!, SegmentationModel.TrunkFor(train, parse.GetValue(preset)!, parse.GetValue(dim), parse.GetValue(depth), parse.GetValue(patch)), parse.GetValue(mlpRatio));
             if (parse.GetValue(task) == "segment" && method == AdaptationMethod.PromptTuning && trunk.Config.PromptTokens == 0)
                 trunk = TrunkAdaptation.WithPrompts(trunk, parse.GetValue(promptTokens) ?? 8);
+            if (parse.GetValue(queries) is int wanted && wanted != trunk.Config.FirstPatchToken)
+            {
+                if (trunk.Config.PromptTokens > 0)
+                    throw new ArgumentException($"--queries {wanted} needs {wanted - 1} prompt tokens, but the trunk has {trunk.Config.PromptTokens}: the queries are the class token and every prompt token.");
+                trunk = TrunkAdaptation.WithPrompts(trunk, wanted - 1);
+            }
             Console.WriteLine($"model: {Architectures.NameOf(trunk)} {trunk.Config}, {trunk.Module.parameters().Sum(p => p.numel()):N0} trunk parameters");
             var options = new SegmentationTrainingOptions
             {
@@ -187,8 +197,10 @@ internal static class SegmentCommand
             }
             else
             {
-                var model = start?.Segmenter is { } kept && kept.Trunk == trunk ? kept : new SegmentationModel(trunk, train.NumClasses);
-                if (start?.Segmenter is { } earlier && model != earlier) TrunkAdaptation.CopyMatching(earlier.Head, model.Head);   // the --init head goes on the prompted trunk
+                bool queryHead = parse.GetValue(queries) != null || start?.Segmenter?.QueryHead != null;
+                var model = start?.Segmenter is { } kept && kept.Trunk == trunk && (kept.QueryHead != null) == queryHead ? kept : new SegmentationModel(trunk, train.NumClasses, queryHead);
+                if (start?.Segmenter is { } earlier && model != earlier) model.CopyHeadsFrom(earlier);   // the --init heads go on the prompted trunk
+                if (model.QueryHead != null) Console.WriteLine($"query head: {model.Queries} queries (the class token and {model.Queries - 1} prompt tokens)");
                 TrainingProgress.Run<EpochReport>((onStep, onEpoch) => SegmentationTraining.TrainSegmentation(model, train, options with { OnStep = onStep }, onEpoch));
                 SegmentationCheckpoint.Save(path, model, train.ClassNames);
                 if (test != null) Console.Write(SegmentationEvaluation.SupervisedBreakdown(model, test));

@@ -16,6 +16,10 @@ public static class SegmentationCheckpointFormat
     public const string MaskClassesKey = "segmentation.classes";
     /// <summary>Prefix of the segmentation head's tensors.</summary>
     public const string HeadPrefix = "seg_head.";
+    /// <summary>Prefix of the optional query head's tensors (mask classification by the class and prompt tokens).</summary>
+    public const string QueryHeadPrefix = "query_head.";
+    /// <summary>Width of the query head's query and pixel embeddings.</summary>
+    public const int QueryEmbeddingWidth = 64;
     /// <summary>Hidden channels of the head's pixel refinement (<c>Conv3x3(K+C, 32) -> ReLU -> Conv3x3(32, K)</c>).</summary>
     public const int RefineChannels = 32;
 }

@@ -27,7 +27,7 @@ public sealed class AdaptedSegmenter : IObjective
     {
         Method = method;
         Model = new SegmentationModel(trunk, maskClasses);
-        _trainable = [.. Model.Head.parameters(), .. TrunkAdaptation.Unfreeze(trunk.Module, trunk.Config.Depth, method, fineTuneLastLayers)];
+        _trainable = [.. Model.HeadParameters(), .. TrunkAdaptation.Unfreeze(trunk.Module, trunk.Config.Depth, method, fineTuneLastLayers)];
     }
 
     /// <summary>The adaptation method.</summary>

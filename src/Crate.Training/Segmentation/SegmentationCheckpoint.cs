@@ -38,7 +38,7 @@ public sealed record SegmentationCheckpointContents(IVisionTransformer Trunk, Se
 /// <summary>
 /// Saves and loads trunks and segmentation models as one safetensors file (layout: <see cref="SegmentationCheckpointFormat"/>). Trunk tensors keep their own names
 /// (for CRATE the reference's state-dict keys, so the file's trunk also loads as <see cref="CrateWeights"/>), the
-/// segmentation head's are prefixed <c>seg_head.</c>; metadata holds the configuration, the architecture and the
+/// segmentation head's are prefixed <c>seg_head.</c> and the optional query head's <c>query_head.</c>; metadata holds the configuration, the architecture and the
 /// mask class names.
 /// </summary>
 public static class SegmentationCheckpoint
@@ -47,6 +47,7 @@ public static class SegmentationCheckpoint
     private const string MlpRatioKey = SegmentationCheckpointFormat.MlpRatioKey;
     private const string MaskClassesKey = SegmentationCheckpointFormat.MaskClassesKey;
     private const string HeadPrefix = SegmentationCheckpointFormat.HeadPrefix;
+    private const string QueryHeadPrefix = SegmentationCheckpointFormat.QueryHeadPrefix;
 
     /// <summary>Saves a trunk (classifier) alone.</summary>
     public static void Save(string path, IVisionTransformer trunk) => Write(path, trunk, null, null);
@@ -70,6 +71,7 @@ public static class SegmentationCheckpoint
         {
             metadata[MaskClassesKey] = JsonSerializer.Serialize(maskClasses);
             tensors.AddRange(ResumeTensors.Module(model.Head, HeadPrefix));
+            if (model.QueryHead is { } queries) tensors.AddRange(ResumeTensors.Module(queries, QueryHeadPrefix));
         }
         if (resume != null)
         {
@@ -83,7 +85,9 @@ public static class SegmentationCheckpoint
     internal static void Read(SafetensorsFile file, string path, IVisionTransformer trunk, SegmentationModel? model)
     {
         ResumeTensors.LoadModule(trunk.Module, file, path);
-        if (model != null) ResumeTensors.LoadModule(model.Head, file, path, HeadPrefix);
+        if (model == null) return;
+        ResumeTensors.LoadModule(model.Head, file, path, HeadPrefix);
+        if (model.QueryHead is { } queries) ResumeTensors.LoadModule(queries, file, path, QueryHeadPrefix);
     }
 
     /// <summary>Loads a checkpoint written by <see cref="Save(string, SegmentationModel, IReadOnlyList{string})"/> or <see cref="Save(string, IVisionTransformer)"/>.</summary>
@@ -102,7 +106,7 @@ public static class SegmentationCheckpoint
         if (file.Metadata.TryGetValue(MaskClassesKey, out var classJson))
         {
             classes = JsonSerializer.Deserialize<string[]>(classJson) ?? throw new SafetensorsException($"'{path}': '{MaskClassesKey}' is empty.");
-            segmenter = new SegmentationModel(trunk, classes.Count);
+            segmenter = new SegmentationModel(trunk, classes.Count, queryHead: file.Tensors.Any(t => t.Name.StartsWith(QueryHeadPrefix, StringComparison.Ordinal)));
         }
         else classes = ["background", .. Enumerable.Range(0, config.NumClasses).Select(config.ClassName)];
         Read(file, path, trunk, segmenter);

@@ -2,6 +2,7 @@ using Crate.Core.Data.Segmentation;
 using Crate.Core.Model;
 using Crate.Core.Segmentation;
 using Crate.Core.Weights;
+using Crate.Training.Adaptation;
 using Crate.Training.Model;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -89,16 +90,22 @@ public sealed class PatchSegmentationHead : nn.Module<Tensor, Tensor, Tensor>
 
 /// <summary>
 /// Supervised segmentation: a CRATE or ViT trunk (<see cref="IVisionTransformer"/>) with a <see cref="PatchSegmentationHead"/>
-/// on its last layer's patch tokens. <see cref="forward"/> gives per-pixel logits <c>[B, K, H, W]</c>; <see cref="Predict"/>
-/// the class ids. Children: "backbone" (the trunk, classifier head included but unused) and "seg_head".
+/// on its last layer's patch tokens, and optionally a <see cref="QueryMaskHead"/> on its class and prompt tokens.
+/// <see cref="forward"/> gives per-pixel logits <c>[B, K, H, W]</c> (with the query head: the log-softmax of the patch head's
+/// logits plus the query head's log-probabilities); <see cref="Predict"/> the class ids. Children: "backbone" (the trunk,
+/// classifier head included but unused), "seg_head" and, when present, "query_head".
 /// </summary>
 public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
 {
     private readonly nn.Module<Tensor, Tensor> backbone;
     private readonly PatchSegmentationHead seg_head;
+    private readonly QueryMaskHead? query_head;
 
-    /// <summary>Puts a new head for <paramref name="numClasses"/> mask classes (background included) on <paramref name="trunk"/>.</summary>
-    public SegmentationModel(IVisionTransformer trunk, int numClasses) : base(nameof(SegmentationModel))
+    /// <summary>
+    /// Puts a new head for <paramref name="numClasses"/> mask classes (background included) on <paramref name="trunk"/>, and
+    /// with <paramref name="queryHead"/> a <see cref="QueryMaskHead"/> whose queries are the trunk's class token and prompt tokens.
+    /// </summary>
+    public SegmentationModel(IVisionTransformer trunk, int numClasses, bool queryHead = false) : base(nameof(SegmentationModel))
     {
         if (numClasses < 2) throw new ArgumentOutOfRangeException(nameof(numClasses), $"segmentation needs background and at least one class, got {numClasses} classes");
         Trunk = trunk;
@@ -107,28 +114,56 @@ public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
         seg_head = new PatchSegmentationHead(c.Dim, numClasses, c.PatchSize, c.GridHeight, c.GridWidth, c.Channels);
         register_module(nameof(backbone), backbone);
         register_module(nameof(seg_head), seg_head);
+        if (queryHead)
+        {
+            query_head = new QueryMaskHead(c.Dim, numClasses, c.PatchSize, c.GridHeight, c.GridWidth);
+            register_module(nameof(query_head), query_head);
+        }
     }
 
     /// <summary>The trunk.</summary>
     public IVisionTransformer Trunk { get; }
     /// <summary>The segmentation head.</summary>
     public PatchSegmentationHead Head => seg_head;
+    /// <summary>The query head, or null when the model has none.</summary>
+    public QueryMaskHead? QueryHead => query_head;
+    /// <summary>Query tokens the query head reads (the class token and the prompt tokens); 0 without a query head.</summary>
+    public int Queries => query_head is null ? 0 : Trunk.Config.FirstPatchToken;
     /// <summary>Number of mask classes (background included).</summary>
     public int NumClasses => seg_head.NumClasses;
+
+    /// <summary>The parameters of the heads (not the trunk's): what every adaptation method trains.</summary>
+    public IEnumerable<Parameter> HeadParameters() => query_head is null ? seg_head.parameters() : seg_head.parameters().Concat(query_head.parameters());
+
+    /// <summary>
+    /// Copies <paramref name="other"/>'s head weights into this model's heads (the query head's too when both have one): how
+    /// a trained model's heads move onto a rebuilt trunk (prompted, resized) of the same classes.
+    /// </summary>
+    /// <exception cref="ArgumentException">The class counts differ.</exception>
+    public void CopyHeadsFrom(SegmentationModel other)
+    {
+        if (other.NumClasses != NumClasses) throw new ArgumentException($"Heads of {other.NumClasses} classes do not fit a model of {NumClasses} classes.", nameof(other));
+        TrunkAdaptation.CopyMatching(other.seg_head, seg_head);
+        if (other.query_head is { } from && query_head is { } to) TrunkAdaptation.CopyMatching(from, to);
+    }
 
     /// <summary>Normalised images <c>[B, C, H, W]</c> to pixel logits <c>[B, K, H, W]</c>.</summary>
     public override Tensor forward(Tensor images)
     {
         var tokens = Trunk.ForwardTokens(Trunk.Embed(images));
         var c = Trunk.Config;
-        return seg_head.forward(tokens.narrow(1, c.FirstPatchToken, c.NumPatches), images);   // patch tokens only: no class token, no prompts
+        var patchTokens = tokens.narrow(1, c.FirstPatchToken, c.NumPatches);                   // no class token, no prompts
+        var logits = seg_head.forward(patchTokens, images);
+        return query_head is null ? logits : (logits + query_head.forward(tokens.narrow(1, 0, c.FirstPatchToken), patchTokens)).log_softmax(1);
     }
 
     /// <summary>
-    /// The head's parameters as float32 tensors under the head's own names (<c>0.weight</c> ... <c>refine.2.bias</c>): what
-    /// Crate.Onnx's <c>SegmentationHeadWeights</c> takes to export the head without a checkpoint file.
+    /// The heads' parameters as float32 tensors under the head's own names (<c>0.weight</c> ... <c>refine.2.bias</c>), and the
+    /// query head's under <c>query_head.</c>: what Crate.Onnx's <c>SegmentationHeadWeights</c> takes to export the heads
+    /// without a checkpoint file.
     /// </summary>
-    public IReadOnlyList<NamedTensor> HeadWeights() => ResumeTensors.Module(seg_head).ToList();
+    public IReadOnlyList<NamedTensor> HeadWeights() =>
+        [.. ResumeTensors.Module(seg_head), .. query_head is null ? [] : ResumeTensors.Module(query_head, SegmentationCheckpointFormat.QueryHeadPrefix)];
 
     /// <summary>
     /// A new trunk's configuration sized to <paramref name="train"/>: <paramref name="preset"/> (width and depth overridden by

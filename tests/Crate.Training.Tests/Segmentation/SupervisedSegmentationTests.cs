@@ -59,6 +59,50 @@ public class SupervisedSegmentationTests
     }
 
     [Test]
+    public void QueryHeadMixesEachQuerysClassesByHowStronglyItClaimsThePixel()
+    {
+        // Independent of the head's tensor code: LayerNorm and Linear through nn.functional, the rest in double loops.
+        const int dim = 16, classes = 3, patch = 2, gridH = 2, gridW = 3, queries = 2, e = QueryMaskHead.EmbeddingWidth;
+        const int height = gridH * patch, width = gridW * patch;
+        torch.manual_seed(3);
+        var head = new QueryMaskHead(dim, classes, patch, gridH, gridW);
+        using var scope = torch.NewDisposeScope();
+        var queryTokens = torch.randn(2, queries, dim).mul(2);
+        var patchTokens = torch.randn(2, gridH * gridW, dim).mul(2);
+        var logProbs = head.forward(queryTokens, patchTokens).data<float>().ToArray();       // [2, K, H, W]
+
+        var p = head.named_parameters().ToDictionary(x => x.name, x => x.parameter);
+        Tensor Project(Tensor x, string norm, string linear) =>
+            nn.functional.linear(nn.functional.layer_norm(x, [dim], p[$"{norm}.weight"], p[$"{norm}.bias"], 1e-5), p[$"{linear}.weight"], p[$"{linear}.bias"]);
+        var classLogits = Project(queryTokens, "query_norm", "classes").data<float>().ToArray();       // [2, Q, K]
+        var queryEmbedding = Project(queryTokens, "query_norm", "query_embed").data<float>().ToArray(); // [2, Q, E]
+        var pixelEmbedding = Project(patchTokens, "pixel_norm", "pixel_embed").data<float>().ToArray(); // [2, N, E*p*p], feature = (e, p1, p2)
+        static double LogSumExp(IEnumerable<double> xs) { var list = xs.ToList(); var max = list.Max(); return max + Math.Log(list.Sum(x => Math.Exp(x - max))); }
+        for (int b = 0; b < 2; b++)
+        for (int y = 0; y < height; y++)
+        for (int x = 0; x < width; x++)
+        {
+            int n = (y / patch) * gridW + x / patch, offset = (y % patch) * patch + x % patch;
+            var scores = Enumerable.Range(0, queries).Select(q => Enumerable.Range(0, e)
+                .Sum(i => (double)queryEmbedding[(b * queries + q) * e + i] * pixelEmbedding[(b * gridH * gridW + n) * e * patch * patch + i * patch * patch + offset]) / Math.Sqrt(e)).ToArray();
+            var assignment = scores.Select(s => s - LogSumExp(scores)).ToArray();
+            var total = 0.0;
+            for (int k = 0; k < classes; k++)
+            {
+                var expected = LogSumExp(Enumerable.Range(0, queries).Select(q =>
+                {
+                    var logits = Enumerable.Range(0, classes).Select(c => (double)classLogits[(b * queries + q) * classes + c]).ToArray();
+                    return assignment[q] + logits[k] - LogSumExp(logits);
+                }));
+                var actual = logProbs[((b * classes + k) * height + y) * width + x];
+                Assert.That(actual, Is.EqualTo(expected).Within(1e-4), $"image {b}, class {k}, pixel ({y}, {x})");
+                total += Math.Exp(actual);
+            }
+            Assert.That(total, Is.EqualTo(1.0).Within(1e-5), "a pixel's class probabilities sum to 1");
+        }
+    }
+
+    [Test]
     public void RefinementGradientsMatchAConvolutionWrittenAsImageColumns()
     {
         // libtorch's oneDNN convolution returned wrong gradients for these channel counts (12 in, 11 classes out) on every
@@ -140,13 +184,15 @@ public class SupervisedSegmentationTests
         Assert.That(breakdown.PerfectForeground.ForegroundIoU, Is.EqualTo(1.0));
     }
 
-    [TestCase(Architectures.Crate)]
-    [TestCase(Architectures.Vit)]
-    public void CheckpointRoundTripGivesIdenticalPredictions(string architecture)
+    [TestCase(Architectures.Crate, false)]
+    [TestCase(Architectures.Vit, false)]
+    [TestCase(Architectures.Crate, true)]
+    public void CheckpointRoundTripGivesIdenticalPredictions(string architecture, bool queryHead)
     {
         var data = SceneGenerator.Generate(ObjectBank.Shapes(20, 1), 4, Scenes, "train");
         torch.manual_seed(6);
-        var model = new SegmentationModel(Architectures.Create(architecture, Trunk(data)), data.NumClasses);
+        var config = Trunk(data) with { PromptTokens = queryHead ? 2 : 0 };
+        var model = new SegmentationModel(Architectures.Create(architecture, config), data.NumClasses, queryHead);
         model.eval();
         var path = Path.Combine(Path.GetTempPath(), $"seg-{architecture}-{Guid.NewGuid():N}.safetensors");
         try
@@ -155,6 +201,7 @@ public class SupervisedSegmentationTests
             var loaded = SegmentationCheckpoint.Load(path);
             Assert.That(loaded.MaskClasses, Is.EqualTo(data.ClassNames));
             Assert.That(Architectures.NameOf(loaded.Trunk), Is.EqualTo(architecture));
+            Assert.That(loaded.Segmenter!.Queries, Is.EqualTo(queryHead ? 3 : 0), "the query head comes back with the class token and both prompts as queries");
             using var scope = torch.NewDisposeScope();
             var images = SegmentationBatch.Images(data, [0, 1, 2, 3], model.Trunk.Config);
             Assert.That(loaded.Segmenter!.forward(images).sub(model.forward(images)).abs().max().item<float>(), Is.EqualTo(0f));
@@ -162,7 +209,8 @@ public class SupervisedSegmentationTests
             {
                 // The CRATE trunk's tensors are the reference's names: they load as CrateWeights once the head is set aside.
                 var file = Safetensors.Read(path);
-                var weights = CrateWeights.Create(model.Trunk.Config, file.Tensors.Where(t => !t.Name.StartsWith("seg_head.")));
+                var weights = CrateWeights.Create(model.Trunk.Config,
+                    file.Tensors.Where(t => !t.Name.StartsWith(SegmentationCheckpointFormat.HeadPrefix) && !t.Name.StartsWith(SegmentationCheckpointFormat.QueryHeadPrefix)));
                 Assert.That(weights.Tensors.Count(), Is.EqualTo(CrateWeights.Layout(model.Trunk.Config).Count));
             }
         }
