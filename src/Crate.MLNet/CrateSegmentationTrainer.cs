@@ -119,6 +119,12 @@ public sealed class CrateSegmentationTrainer : IEstimator<TransformerChain<ITran
         public int PromptTokens = 8;
         /// <summary>Fine-tuning: train only the last n layers (1..depth) and the head. Default null: every layer.</summary>
         public int? FineTuneLastLayers;
+        /// <summary>
+        /// Add a query head whose queries are the class token and <c>Queries - 1</c> prompt tokens (new ones when the trunk has
+        /// none): each query names a class and claims pixels, so the class token's naming reaches the mask. Default null: none
+        /// (or the one <see cref="InitialWeightsPath"/>'s model has).
+        /// </summary>
+        public int? Queries;
         /// <summary>Called after every epoch with its loss, learning rate and throughput (also written to <c>MLContext.Log</c>). Default none.</summary>
         public Action<EpochReport>? MetricsCallback;
 
@@ -171,8 +177,10 @@ public sealed class CrateSegmentationTrainer : IEstimator<TransformerChain<ITran
         torch.manual_seed(seed);
         IVisionTransformer trunk = start?.Trunk ?? new CrateModel(NewTrunk(train, pixels));
         if (o.Adaptation == AdaptationMethod.PromptTuning && trunk.Config.PromptTokens == 0) trunk = TrunkAdaptation.WithPrompts(trunk, o.PromptTokens);
+        if (o.Queries is int queries) trunk = SegmentationModel.TrunkWithQueries(trunk, queries);
         var kept = start?.Segmenter is { } earlier && earlier.NumClasses == train.NumClasses ? earlier : null;
-        using var model = kept is not null && kept.Trunk == trunk ? kept : new SegmentationModel(trunk, train.NumClasses);
+        bool queryHead = o.Queries != null || kept?.QueryHead != null;
+        using var model = kept is not null && kept.Trunk == trunk && (kept.QueryHead != null) == queryHead ? kept : new SegmentationModel(trunk, train.NumClasses, queryHead);
         if (kept is not null && model != kept) model.CopyHeadsFrom(kept);   // the initial head goes on the prompted trunk
         channel.Info(MessageSensitivity.None, $"Training {trunk.Config} with a {train.NumClasses}-class segmentation head on {train.Count} images.");
         SegmentationTraining.TrainSegmentation(model, train, new SegmentationTrainingOptions

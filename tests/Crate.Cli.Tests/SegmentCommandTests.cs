@@ -78,7 +78,7 @@ public class SegmentCommandTests
 
             var mismatch = CliRunner.Run(["segment", "train", "--init", first, "--queries", "5", .. tiny, "--out", second]);
             Assert.That(mismatch.ExitCode, Is.EqualTo(2));
-            Assert.That(mismatch.Error.Trim(), Is.EqualTo("error: --queries 5 needs 4 prompt tokens, but the trunk has 2: the queries are the class token and every prompt token."));
+            Assert.That(mismatch.Error.Trim(), Is.EqualTo("error: 5 queries need 4 prompt tokens, but the trunk has 2: the queries are the class token and every prompt token."));
 
             var export = CliRunner.Run("segment", "export", "--model", second, "--out", Path.Combine(dir, "second.onnx"));
             Assert.That(export.ExitCode, Is.EqualTo(0), export.Error);

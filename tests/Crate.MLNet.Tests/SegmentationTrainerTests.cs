@@ -193,6 +193,34 @@ public class SegmentationTrainerTests
     }
 
     [Test]
+    public void QueriesExportAQueryHeadWhosePixelLogProbabilitiesSumToOne()
+    {
+        var ml = new MLContext(1);
+        var data = ml.Data.LoadFromSegmentationDataset(_train.Take(32));
+        var options = Tiny(Fixture.PathOf("queries.onnx"));
+        options.Epochs = 1;
+        options.Queries = 0;
+        var error = Assert.Throws<ArgumentException>(() => ml.Segmentation().Trainers.Crate(options).Fit(data));
+        Assert.That(error!.Message, Is.EqualTo("A query head needs at least 1 query (the class token), got 0."));
+
+        options.Queries = 3;
+        using var model = ml.Segmentation().Trainers.Crate(options).Fit(data);
+        using var session = new InferenceSession(options.OnnxModelPath!);
+        Assert.That(Crate.Core.Model.CrateConfig.FromJson(session.ModelMetadata.CustomMetadataMap[CrateOnnxSchema.ConfigKey]).PromptTokens,
+            Is.EqualTo(2), "the class token and 2 new prompt tokens are the queries");
+        var pixels = _test.Image(0).ToArray().Select(b => (float)b).ToArray();
+        using var results = session.Run([NamedOnnxValue.CreateFromTensor(CrateOnnxSchema.Image, new DenseTensor<float>(pixels, [1, 1, Side, Side]))]);
+        var logProbs = results.First(r => r.Name == CrateOnnxSchema.MaskLogits).AsTensor<float>().ToArray();
+        int plane = Side * Side;
+        // With a query head the mask logits are log-probabilities (a log-softmax over classes); without one they are free logits.
+        for (int p = 0; p < plane; p += 13)
+            Assert.That(Enumerable.Range(0, _test.NumClasses).Sum(c => Math.Exp(logProbs[c * plane + p])), Is.EqualTo(1.0).Within(1e-4), $"pixel {p}");
+        var mask = results.First(r => r.Name == CrateOnnxSchema.Mask).AsTensor<long>().ToArray();
+        var scored = model.Transform(ml.Data.LoadFromSegmentationDataset(_test.Take(1))).GetColumn<byte[]>("PredictedMask").Single();
+        Assert.That(scored.Select(b => (long)b), Is.EqualTo(mask).AsCollection, "the chain scores with the exported query head");
+    }
+
+    [Test]
     public void PromptTuningPutsPromptTokensOnTheInitialTrunkAndNeedsIt()
     {
         var ml = new MLContext(1);

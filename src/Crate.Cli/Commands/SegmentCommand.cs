@@ -174,12 +174,7 @@ internal static class SegmentCommand
             var trunk = start?.Trunk ?? Architectures.Create(parse.GetValue(arch)!, SegmentationModel.TrunkFor(train, parse.GetValue(preset)!, parse.GetValue(dim), parse.GetValue(depth), parse.GetValue(patch)), parse.GetValue(mlpRatio));
             if (parse.GetValue(task) == "segment" && method == AdaptationMethod.PromptTuning && trunk.Config.PromptTokens == 0)
                 trunk = TrunkAdaptation.WithPrompts(trunk, parse.GetValue(promptTokens) ?? 8);
-            if (parse.GetValue(queries) is int wanted && wanted != trunk.Config.FirstPatchToken)
-            {
-                if (trunk.Config.PromptTokens > 0)
-                    throw new ArgumentException($"--queries {wanted} needs {wanted - 1} prompt tokens, but the trunk has {trunk.Config.PromptTokens}: the queries are the class token and every prompt token.");
-                trunk = TrunkAdaptation.WithPrompts(trunk, wanted - 1);
-            }
+            if (parse.GetValue(queries) is int wanted) trunk = SegmentationModel.TrunkWithQueries(trunk, wanted);
             Console.WriteLine($"model: {Architectures.NameOf(trunk)} {trunk.Config}, {trunk.Module.parameters().Sum(p => p.numel()):N0} trunk parameters");
             var options = new SegmentationTrainingOptions
             {

@@ -136,6 +136,22 @@ public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
     public IEnumerable<Parameter> HeadParameters() => query_head is null ? seg_head.parameters() : seg_head.parameters().Concat(query_head.parameters());
 
     /// <summary>
+    /// <paramref name="trunk"/> ready for a <see cref="QueryMaskHead"/> of <paramref name="queries"/> queries. The queries are the
+    /// class token and every prompt token, so a trunk without prompt tokens gets <c>queries - 1</c> new ones
+    /// (<see cref="TrunkAdaptation.WithPrompts"/>); a trunk with prompt tokens must already have that many.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="queries"/> is below 1, or the trunk has a different number of prompt tokens.</exception>
+    public static IVisionTransformer TrunkWithQueries(IVisionTransformer trunk, int queries)
+    {
+        if (queries < 1) throw new ArgumentException($"A query head needs at least 1 query (the class token), got {queries}.");
+        int prompts = trunk.Config.PromptTokens;
+        if (prompts == queries - 1) return trunk;
+        if (prompts > 0)
+            throw new ArgumentException($"{queries} queries need {queries - 1} prompt tokens, but the trunk has {prompts}: the queries are the class token and every prompt token.");
+        return TrunkAdaptation.WithPrompts(trunk, queries - 1);
+    }
+
+    /// <summary>
     /// Copies <paramref name="other"/>'s head weights into this model's heads (the query head's too when both have one): how
     /// a trained model's heads move onto a rebuilt trunk (prompted, resized) of the same classes.
     /// </summary>
