@@ -23,9 +23,7 @@ public static partial class CrateOnnxExporter
             Int("axis", -1), Float("epsilon", LayerNormEpsilon));
         x = g.Node("MatMul", "seg_head/linear/matmul", [x, TransposedConstant(g, "seg_head.1.weight", head.Floats("1.weight"), (int)(k * p * p), c.Dim)]);
         x = g.Node("Add", "seg_head/linear/bias", [x, Const("1.bias")]);
-        x = g.Node("Reshape", "seg_head/per_pixel", [x, g.Int64s("seg_head.grid_shape", -1, c.GridHeight, c.GridWidth, k, p, p)]);
-        x = g.Node("Transpose", "seg_head/place", [x], null, Ints("perm", 0, 3, 1, 4, 2, 5));
-        var coarse = g.Node("Reshape", "seg_head/coarse", [x, g.Int64s("seg_head.image_shape", -1, k, c.ImageHeight, c.ImageWidth)]);
+        var coarse = PutInPlace(g, "seg_head", x, k, c);
         var both = g.Node("Concat", "seg_head/refine/input", [coarse, normalized], null, Int("axis", 1));
         var conv = new[] { Ints("kernel_shape", 3, 3), Ints("pads", 1, 1, 1, 1) };
         var h = g.Node("Conv", "seg_head/refine/conv0", [both, Const("refine.0.weight"), Const("refine.0.bias")], null, conv);
@@ -42,6 +40,18 @@ public static partial class CrateOnnxExporter
         g.Output(CrateOnnxSchema.MaskLogits, CrateOnnxSchema.BatchDimension, k, (long)c.ImageHeight, (long)c.ImageWidth);
         g.Int64Output(CrateOnnxSchema.Mask, CrateOnnxSchema.BatchDimension, (long)c.ImageHeight, (long)c.ImageWidth);
         return [CrateOnnxSchema.MaskLogits, CrateOnnxSchema.Mask];
+    }
+
+    /// <summary>
+    /// Per-patch features <c>[B, N, C*p*p]</c> (feature index = (c, p1, p2)) to per-pixel maps <c>[B, C, H, W]</c>:
+    /// <c>[B, gh, gw, C, p, p] -> [B, C, gh, p, gw, p] -> [B, C, H, W]</c>, as Crate.Training's <c>PatchSegmentationHead.PutInPlace</c>.
+    /// </summary>
+    private static string PutInPlace(OnnxGraphBuilder g, string scope, string perPatch, long channels, CrateConfig c)
+    {
+        long p = c.PatchSize;
+        var x = g.Node("Reshape", $"{scope}/per_pixel", [perPatch, g.Int64s($"{scope}.grid_shape", -1, c.GridHeight, c.GridWidth, channels, p, p)]);
+        x = g.Node("Transpose", $"{scope}/place", [x], null, Ints("perm", 0, 3, 1, 4, 2, 5));
+        return g.Node("Reshape", $"{scope}/in_place", [x, g.Int64s($"{scope}.image_shape", -1, channels, c.ImageHeight, c.ImageWidth)]);
     }
 
     /// <summary>
@@ -64,15 +74,13 @@ public static partial class CrateOnnxExporter
         var classLogProbs = g.Node("LogSoftmax", "query_head/class_log_probs", [Linear("classes", queries, "query_head.classes", k)], null, Int("axis", -1));   // [B, Q, K]
         var queryEmbedding = Linear("query_embed", queries, "query_head.query_embed", e);                                                                    // [B, Q, E]
         var pixels = Linear("pixel_embed", Norm("pixel_norm", patchTokens, "query_head.pixel_norm"), "query_head.pixel_embed", e * p * p);
-        pixels = g.Node("Reshape", "query_head/per_pixel", [pixels, g.Int64s("query_head.grid_shape", -1, c.GridHeight, c.GridWidth, e, p, p)]);
-        pixels = g.Node("Transpose", "query_head/place", [pixels], null, Ints("perm", 0, 3, 1, 4, 2, 5));
-        pixels = g.Node("Reshape", "query_head/pixels", [pixels, g.Int64s("query_head.pixels_shape", -1, e, (long)c.ImageHeight * c.ImageWidth)]);   // [B, E, HW]
+        pixels = g.Node("Reshape", "query_head/pixels", [PutInPlace(g, "query_head", pixels, e, c), g.Int64s("query_head.pixels_shape", -1, e, (long)c.ImageHeight * c.ImageWidth)]);   // [B, E, HW]
         var scores = g.Node("Mul", "query_head/scale", [g.Node("MatMul", "query_head/scores", [queryEmbedding, pixels]), g.Scalar("query_head.scale", (float)(1 / Math.Sqrt(e)))]);
         var assignment = g.Node("LogSoftmax", "query_head/assignment", [scores], null, Int("axis", 1));                                                  // over queries
         var joint = g.Node("Add", "query_head/joint",
             [g.Node("Unsqueeze", "query_head/assignment_4d", [assignment, g.Int64s("query_head.class_axis", 2)]),                                       // [B, Q, 1, HW]
              g.Node("Unsqueeze", "query_head/classes_4d", [classLogProbs, g.Int64s("query_head.pixel_axis", 3)])]);                                     // [B, Q, K, 1]
         var mixture = g.Node("ReduceLogSumExp", "query_head/mixture", [joint], null, Ints("axes", 1), Int("keepdims", 0));                            // [B, K, HW]
-        return g.Node("Reshape", "query_head/log_probs", [mixture, g.Int64s("query_head.image_shape", -1, k, c.ImageHeight, c.ImageWidth)]);
+        return g.Node("Reshape", "query_head/log_probs", [mixture, g.Int64s("query_head.log_probs_shape", -1, k, c.ImageHeight, c.ImageWidth)]);
     }
 }

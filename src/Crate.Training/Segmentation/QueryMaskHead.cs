@@ -51,10 +51,8 @@ public sealed class QueryMaskHead : nn.Module<Tensor, Tensor, Tensor>
         long height = _gridH * _patch, width = _gridW * _patch;
         var queries = query_norm.forward(queryTokens);
         var classLogProbs = classes.forward(queries).log_softmax(-1);                                  // [B, Q, K]
-        var pixels = pixel_embed.forward(pixel_norm.forward(patchTokens))                             // [B, N, E*p*p], feature = (e, p1, p2)
-            .view(b, _gridH, _gridW, EmbeddingWidth, _patch, _patch)
-            .permute(0, 3, 1, 4, 2, 5)                                                                 // B, E, gh, p1, gw, p2
-            .reshape(b, EmbeddingWidth, height * width);
+        var pixels = PatchSegmentationHead.PutInPlace(pixel_embed.forward(pixel_norm.forward(patchTokens)), EmbeddingWidth, _patch, _gridH, _gridW)
+            .reshape(b, EmbeddingWidth, height * width);                                               // [B, E, HW]
         var assignment = torch.bmm(query_embed.forward(queries), pixels)
             .mul(1.0 / Math.Sqrt(EmbeddingWidth)).log_softmax(1);                                       // [B, Q, HW]: which query claims the pixel
         return (assignment.unsqueeze(2) + classLogProbs.unsqueeze(-1))                                  // [B, Q, K, HW]

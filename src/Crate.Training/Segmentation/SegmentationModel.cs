@@ -50,12 +50,18 @@ public sealed class PatchSegmentationHead : nn.Module<Tensor, Tensor, Tensor>
     /// <summary>Patch tokens <c>[B, N, dim]</c> (no class token) to coarse pixel logits <c>[B, K, H, W]</c>.</summary>
     public Tensor Coarse(Tensor patchTokens)
     {
-        long b = patchTokens.shape[0];
         var perPatch = _linear.forward(_norm.forward(patchTokens));                          // [B, N, K*p*p], feature = (k, p1, p2)
-        return perPatch.view(b, _gridH, _gridW, _classes, _patch, _patch)
-            .permute(0, 3, 1, 4, 2, 5)                                                       // B, K, gh, p1, gw, p2
-            .reshape(b, _classes, _gridH * _patch, _gridW * _patch);
+        return PutInPlace(perPatch, _classes, _patch, _gridH, _gridW);
     }
+
+    /// <summary>
+    /// Per-patch features <c>[B, N, C*p*p]</c> (feature index = (c, p1, p2), patches row by row on a <paramref name="gridH"/> x
+    /// <paramref name="gridW"/> grid) to per-pixel maps <c>[B, C, H, W]</c>: each patch's p x p values go back where its pixels are.
+    /// </summary>
+    internal static Tensor PutInPlace(Tensor perPatch, int channels, int patch, int gridH, int gridW) =>
+        perPatch.view(perPatch.shape[0], gridH, gridW, channels, patch, patch)
+            .permute(0, 3, 1, 4, 2, 5)                                                       // B, C, gh, p1, gw, p2
+            .reshape(perPatch.shape[0], channels, gridH * patch, gridW * patch);
 
     /// <summary>Patch tokens <c>[B, N, dim]</c> and the normalised images <c>[B, C, H, W]</c> to pixel logits <c>[B, K, H, W]</c>.</summary>
     public override Tensor forward(Tensor patchTokens, Tensor images)
