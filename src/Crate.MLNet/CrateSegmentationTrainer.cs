@@ -179,9 +179,7 @@ public sealed class CrateSegmentationTrainer : IEstimator<TransformerChain<ITran
         if (o.Adaptation == AdaptationMethod.PromptTuning && trunk.Config.PromptTokens == 0) trunk = TrunkAdaptation.WithPrompts(trunk, o.PromptTokens);
         if (o.Queries is int queries) trunk = SegmentationModel.TrunkWithQueries(trunk, queries);
         var kept = start?.Segmenter is { } earlier && earlier.NumClasses == train.NumClasses ? earlier : null;
-        bool queryHead = o.Queries != null || kept?.QueryHead != null;
-        using var model = kept is not null && kept.Trunk == trunk && (kept.QueryHead != null) == queryHead ? kept : new SegmentationModel(trunk, train.NumClasses, queryHead);
-        if (kept is not null && model != kept) model.CopyHeadsFrom(kept);   // the initial head goes on the prompted trunk
+        using var model = SegmentationModel.Continuing(kept, trunk, train.NumClasses, queryHead: o.Queries != null);
         channel.Info(MessageSensitivity.None, $"Training {trunk.Config} with a {train.NumClasses}-class segmentation head on {train.Count} images.");
         SegmentationTraining.TrainSegmentation(model, train, new SegmentationTrainingOptions
         {

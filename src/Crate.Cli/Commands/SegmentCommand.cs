@@ -192,9 +192,7 @@ internal static class SegmentCommand
             }
             else
             {
-                bool queryHead = parse.GetValue(queries) != null || start?.Segmenter?.QueryHead != null;
-                var model = start?.Segmenter is { } kept && kept.Trunk == trunk && (kept.QueryHead != null) == queryHead ? kept : new SegmentationModel(trunk, train.NumClasses, queryHead);
-                if (start?.Segmenter is { } earlier && model != earlier) model.CopyHeadsFrom(earlier);   // the --init heads go on the prompted trunk
+                var model = SegmentationModel.Continuing(start?.Segmenter, trunk, train.NumClasses, queryHead: parse.GetValue(queries) != null);
                 if (model.QueryHead != null) Console.WriteLine($"query head: {model.Queries} queries (the class token and {model.Queries - 1} prompt tokens)");
                 TrainingProgress.Run<EpochReport>((onStep, onEpoch) => SegmentationTraining.TrainSegmentation(model, train, options with { OnStep = onStep }, onEpoch));
                 SegmentationCheckpoint.Save(path, model, train.ClassNames);

@@ -158,11 +158,24 @@ public sealed class SegmentationModel : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// Copies <paramref name="other"/>'s head weights into this model's heads (the query head's too when both have one): how
-    /// a trained model's heads move onto a rebuilt trunk (prompted, resized) of the same classes.
+    /// The model a run trains when it starts from <paramref name="start"/> (or from nothing): <paramref name="start"/> itself
+    /// when it already sits on <paramref name="trunk"/> with the heads asked for, otherwise a new model on <paramref name="trunk"/>
+    /// carrying <paramref name="start"/>'s head weights (a rebuilt trunk: prompted, resized). A query head is kept once a
+    /// model has one; <paramref name="queryHead"/> adds one.
     /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="start"/>'s heads are for another number of classes and the trunk was rebuilt.</exception>
+    public static SegmentationModel Continuing(SegmentationModel? start, IVisionTransformer trunk, int numClasses, bool queryHead)
+    {
+        queryHead |= start?.query_head != null;
+        if (start != null && start.Trunk == trunk && (start.query_head != null) == queryHead) return start;
+        var model = new SegmentationModel(trunk, numClasses, queryHead);
+        if (start != null) model.CopyHeadsFrom(start);
+        return model;
+    }
+
+    /// <summary>Copies <paramref name="other"/>'s head weights into this model's heads (the query head's too when both have one).</summary>
     /// <exception cref="ArgumentException">The class counts differ.</exception>
-    public void CopyHeadsFrom(SegmentationModel other)
+    private void CopyHeadsFrom(SegmentationModel other)
     {
         if (other.NumClasses != NumClasses) throw new ArgumentException($"Heads of {other.NumClasses} classes do not fit a model of {NumClasses} classes.", nameof(other));
         TrunkAdaptation.CopyMatching(other.seg_head, seg_head);
