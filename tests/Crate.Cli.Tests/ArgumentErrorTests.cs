@@ -6,6 +6,7 @@ public class ArgumentErrorTests
     [TestCase(new[] { "train", "--optimizer", "sgd" }, "error: Argument 'sgd' not recognized. Must be one of: 'adamw' 'lion' (see 'crate train --help')")]
     [TestCase(new[] { "evaluate", "--data", "generated" }, "error: Option '--weights' is required. (see 'crate evaluate --help')")]
     [TestCase(new[] { "train", "--lr", "-1" }, "error: Invalid training options: learning rate must be positive, got -1")]
+    [TestCase(new[] { "train", "--patch-dropout", "1" }, "error: Invalid training options: patch dropout must be in [0, 1), got 1")]
     [TestCase(new[] { "train", "--resume" }, "error: --resume needs --out: the run directory to continue.")]
     [TestCase(new[] { "train", "--recipe", "imagenet-in-a-minute" }, "error: Unknown recipe 'imagenet-in-a-minute'. Recipes: fmnist-91, shapes-quick.")]
     [TestCase(new[] { "train", "--data", "/nonexistent/data" },

@@ -19,8 +19,9 @@ public class TrainEvaluatePredictTests
         var run = Path.Combine(_dir, "run");
         // One libtorch thread: the tests share two cores with other test runs.
         string[] common = ["--limit", "300", "--batch-size", "50", "--val-fraction", "0.2", "--test-limit", "100", "--threads", "1", "--out", run];
-        var (exit, output, error) = CliRunner.Run(["train", "--epochs", "2", .. common]);
+        var (exit, output, error) = CliRunner.Run(["train", "--epochs", "2", "--patch-dropout", "0.25", "--full-patch-epochs", "1", .. common]);
         Assert.That(exit, Is.EqualTo(0), error);
+        Assert.That(output, Does.Contain("patch dropout 0.25 in the first 1 epochs, "));
         // Output is redirected, so progress comes as plain lines, about ten per epoch, with rate and ETA.
         Assert.That(output, Does.Contain("epoch 1/2 step 5/5 loss "));
         Assert.That(output, Does.Match(@"images/s ETA \d+:\d\d"));
@@ -35,6 +36,7 @@ public class TrainEvaluatePredictTests
         var root = metrics.RootElement;
         Assert.That(root.GetProperty("epochs").GetArrayLength(), Is.EqualTo(3));
         Assert.That(root.GetProperty("train_images").GetInt32(), Is.EqualTo(240));
+        Assert.That(root.GetProperty("options").GetProperty("patch_dropout").GetDouble(), Is.EqualTo(0), "the resumed run was asked for none");
         var test = root.GetProperty("test");
         Assert.That(test.GetProperty("count").GetInt32(), Is.EqualTo(100));
 

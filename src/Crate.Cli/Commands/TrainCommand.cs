@@ -35,6 +35,8 @@ internal static class TrainCommand
         var smoothing = NumberOption.Real("--label-smoothing", "Label smoothing (default 0.1).");
         var clip = NumberOption.Real("--grad-clip", "Gradient norm clip, 0 for none (default 1).");
         var ema = NumberOption.Real("--ema", "Decay of an exponential moving average of the weights, which is validated and saved; 0 for none (default 0).");
+        var patchDropout = NumberOption.Real("--patch-dropout", "Fraction of each training image's patch tokens left out of the forward pass, for faster steps (default 0: off).");
+        var fullPatchEpochs = NumberOption.Integer("--full-patch-epochs", "With --patch-dropout: the last N epochs train on every patch (default 0).");
         var augment = new Option<string?>("--augment") { Description = "Augmentation: none, crop[=PAD], resized-crop[=MINSCALE], flip; comma-separated (default none)." };
         var valFraction = NumberOption.Real("--val-fraction", "Fraction of the training data held out for validation, 0 for none (default 0.1).");
         var patience = NumberOption.Integer("--patience", "Early stopping: epochs without a better validation top-1 (default 0: off).");
@@ -62,7 +64,7 @@ internal static class TrainCommand
 
         var command = new Command("train", "Train a CRATE classifier (or the ViT baseline) with progress, checkpoints, metrics.json and a training-curve PNG.")
         {
-            preset, recipe, epochs, batchSize, lr, minLr, warmup, weightDecay, optimizer, smoothing, clip, ema, augment, valFraction, patience, seed,
+            preset, recipe, epochs, batchSize, lr, minLr, warmup, weightDecay, optimizer, smoothing, clip, ema, patchDropout, fullPatchEpochs, augment, valFraction, patience, seed,
             precision, threads, steps, testLimit, noTest, output, resume, initFrom, adapt, promptTokens, fineTuneLast, arch, mlpRatio, keepEpochs,
         };
         data.AddTo(command);
@@ -88,6 +90,8 @@ internal static class TrainCommand
                 LabelSmoothing = parse.GetValue(smoothing) ?? defaults.LabelSmoothing,
                 GradClipNorm = parse.GetValue(clip) ?? defaults.GradClipNorm,
                 EmaDecay = parse.GetValue(ema) ?? defaults.EmaDecay,
+                PatchDropout = parse.GetValue(patchDropout) ?? defaults.PatchDropout,
+                FullPatchEpochs = parse.GetValue(fullPatchEpochs) ?? defaults.FullPatchEpochs,
                 Augmentation = parse.GetValue(augment) is { } a ? Augmentation.Parse(a) : defaults.Augmentation,
                 ValidationFraction = parse.GetValue(valFraction) ?? defaults.ValidationFraction,
                 EarlyStoppingPatience = parse.GetValue(patience) ?? defaults.EarlyStoppingPatience,
@@ -132,7 +136,7 @@ internal static class TrainCommand
             Console.WriteLine($"model: {(options.Architecture == Architectures.Vit ? $"ViT baseline (MLP ratio {options.MlpRatio}) of " : "")}{architecture with { Channels = train.Channels, NumClasses = train.ClassNames.Count }}");
             if (init != null)
                 Console.WriteLine($"adapting: {options.AdaptationDescription ?? "fine-tune (every weight)"} of '{parse.GetValue(initFrom)!.FullName}'");
-            Console.WriteLine($"training: {options.Optimizer}, lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, batch {options.BatchSize}, {options.Epochs} epochs, augmentation {options.Augmentation}, {(options.EmaDecay > 0 ? $"EMA {options.EmaDecay.ToString(CultureInfo.InvariantCulture)}, " : "")}{(options.BFloat16 ?? MixedPrecision.CpuSupportsBFloat16 ? "bfloat16" : "float32")} products, {options.Threads} threads, out {outDir}{(options.Resume ? " (resuming)" : "")}");
+            Console.WriteLine($"training: {options.Optimizer}, lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, batch {options.BatchSize}, {options.Epochs} epochs, augmentation {options.Augmentation}, {(options.EmaDecay > 0 ? $"EMA {options.EmaDecay.ToString(CultureInfo.InvariantCulture)}, " : "")}{(options.PatchDropout > 0 ? $"patch dropout {options.PatchDropout.ToString(CultureInfo.InvariantCulture)} in the first {options.Epochs - options.FullPatchEpochs} epochs, " : "")}{(options.BFloat16 ?? MixedPrecision.CpuSupportsBFloat16 ? "bfloat16" : "float32")} products, {options.Threads} threads, out {outDir}{(options.Resume ? " (resuming)" : "")}");
 
             TrainingResult result;
             try

@@ -236,6 +236,7 @@ public sealed class CrateTrainer
                 ["epochs"] = o.Epochs, ["batch_size"] = o.BatchSize, ["learning_rate"] = o.LearningRate, ["min_learning_rate"] = o.MinLearningRate,
                 ["warmup_epochs"] = o.WarmupEpochs, ["weight_decay"] = o.WeightDecay, ["optimizer"] = o.Optimizer.ToString(),
                 ["label_smoothing"] = o.LabelSmoothing, ["grad_clip_norm"] = o.GradClipNorm, ["augmentation"] = o.Augmentation.ToString(), ["ema_decay"] = o.EmaDecay,
+                ["patch_dropout"] = o.PatchDropout, ["full_patch_epochs"] = o.FullPatchEpochs,
                 ["validation_fraction"] = o.ValidationSet != null ? null : o.ValidationFraction, ["early_stopping_patience"] = o.EarlyStoppingPatience,
                 ["seed"] = o.Seed, ["threads"] = o.Threads, ["max_steps_per_epoch"] = o.MaxStepsPerEpoch,
                 ["bfloat16"] = o.BFloat16 ?? MixedPrecision.CpuSupportsBFloat16,
@@ -263,6 +264,7 @@ public sealed class CrateTrainer
             double lossSum = 0, wait = 0, lr = 0;
             long correct = 0;
             int images = 0, step = 0;
+            bool dropPatches = PatchDropout.ShouldDrop(o, epoch);
             foreach (var batch in loader.Epoch(epoch, cancellation: cancellation))
             {
                 using var b = batch;
@@ -273,7 +275,9 @@ public sealed class CrateTrainer
                 float loss;
                 using (var scope = torch.NewDisposeScope())
                 {
-                    var logits = model.Module.forward(b.Images);
+                    var logits = dropPatches
+                        ? PatchDropout.Forward(model, b.Images, PatchDropout.Draw(b.Count, model.Config, o.PatchDropout, o.Seed, state.GlobalStep + step))
+                        : model.Module.forward(b.Images);
                     var lossTensor = nn.functional.cross_entropy(logits, b.Labels, label_smoothing: o.LabelSmoothing);
                     loss = lossTensor.item<float>();
                     if (!float.IsFinite(loss)) throw Diverged(loss, epoch, step, lr, state);

@@ -47,6 +47,17 @@ public sealed record TrainerOptions
     /// Default 0: off. With <c>d</c> the decay, the average spans about <c>1 / (1 - d)</c> steps.
     /// </summary>
     public double EmaDecay { get; init; }
+    /// <summary>
+    /// Patch dropout: the fraction of each training image's patch tokens left out of the forward pass, drawn anew for
+    /// every image and step (default 0: off). A step then costs roughly the kept fraction of a full one; it also acts as
+    /// a regulariser. Validation and test always see every patch.
+    /// </summary>
+    public double PatchDropout { get; init; }
+    /// <summary>
+    /// With <see cref="PatchDropout"/>, the last this many epochs train on every patch again, so the weights settle on the
+    /// token count they are evaluated with (default 0).
+    /// </summary>
+    public int FullPatchEpochs { get; init; }
     /// <summary>Training-time augmentation (default none).</summary>
     public Augmentation Augmentation { get; init; } = Augmentation.None;
     /// <summary>A separate validation set; when null, <see cref="ValidationFraction"/> of the training data is held out.</summary>
@@ -132,6 +143,8 @@ public sealed record TrainerOptions
         Require(LabelSmoothing is >= 0 and < 1, $"label smoothing must be in [0, 1), got {LabelSmoothing}");
         Require(GradClipNorm >= 0, $"gradient clip norm must be >= 0, got {GradClipNorm}");
         Require(EmaDecay is >= 0 and < 1, $"EMA decay must be in [0, 1), got {EmaDecay}");
+        Require(PatchDropout is >= 0 and < 1, $"patch dropout must be in [0, 1), got {PatchDropout}");
+        Require(FullPatchEpochs >= 0 && FullPatchEpochs <= Epochs, $"full-patch epochs must be in [0, {Epochs}] (the epochs), got {FullPatchEpochs}");
         Require(ValidationFraction is >= 0 and < 1, $"validation fraction must be in [0, 1), got {ValidationFraction}");
         Require(EarlyStoppingPatience >= 0, $"early stopping patience must be >= 0, got {EarlyStoppingPatience}");
         Require(Threads >= 1, $"threads must be at least 1, got {Threads}");

@@ -91,7 +91,8 @@ public class TrainerTests
     [TestCase(OptimizerKind.Lion, Architectures.Crate, 0.0)]
     [TestCase(OptimizerKind.AdamW, Architectures.Vit, 0.0)]
     [TestCase(OptimizerKind.AdamW, Architectures.Crate, 0.9)]
-    public void Resumed_run_equals_uninterrupted_run(OptimizerKind optimizer, string architecture, double ema)
+    [TestCase(OptimizerKind.AdamW, Architectures.Crate, 0.0, 0.5)]
+    public void Resumed_run_equals_uninterrupted_run(OptimizerKind optimizer, string architecture, double ema, double patchDropout = 0)
     {
         // Dropout and augmentation are on, so libtorch's generator and the loader's seeded choices both matter.
         var config = Small with { Dropout = 0.1 };
@@ -101,6 +102,7 @@ public class TrainerTests
             Epochs = 4, BatchSize = 64, Optimizer = optimizer, LearningRate = optimizer == OptimizerKind.Lion ? 3e-4 : 1e-3,
             Augmentation = new Augmentation { CropPadding = 2, HorizontalFlip = true }, ValidationFraction = 0.2, Seed = 11,
             CheckpointDirectory = dir, OnEpoch = onEpoch, Threads = Threads, Architecture = architecture, KeepEpochWeights = true, EmaDecay = ema,
+            PatchDropout = patchDropout, FullPatchEpochs = patchDropout > 0 ? 1 : 0,   // epochs 1-3 drop patches; the interruption falls inside them
         };
         var straight = new CrateTrainer(Options(Path.Combine(_dir, "a"))).Train(config, data);
         Assert.That(Architectures.NameOf(straight.Model), Is.EqualTo(architecture));
