@@ -61,6 +61,22 @@ public class TrainEvaluatePredictTests
         Assert.That(error, Does.StartWith($"error: Image '{broken}'"));
     }
 
+    [TestCase("4", "patch dropout 0.5 in the first 1 epochs, ", 3)]
+    [TestCase("2", null, 2)]
+    public void A_recipe_cut_short_keeps_the_full_patch_epochs_that_fit(string epochs, string? expected, int fullPatchEpochs)
+    {
+        // fmnist-91 drops half the patches in all but its last 3 epochs; with fewer epochs every one trains on every patch.
+        var run = Path.Combine(_dir, "run");
+        var (exit, output, error) = CliRunner.Run("train", "--recipe", "fmnist-91", "--data", "generated", "--limit", "64", "--epochs", epochs,
+            "--steps-per-epoch", "1", "--batch-size", "32", "--no-test", "--threads", "1", "--out", run);
+        Assert.That(exit, Is.EqualTo(0), error);
+        Assert.That(output, expected != null ? Does.Contain(expected) : Does.Not.Contain("patch dropout"));
+        using var metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "metrics.json")));
+        var options = metrics.RootElement.GetProperty("options");
+        Assert.That(options.GetProperty("patch_dropout").GetDouble(), Is.EqualTo(0.5));
+        Assert.That(options.GetProperty("full_patch_epochs").GetInt32(), Is.EqualTo(fullPatchEpochs));
+    }
+
     [Test]
     public void Bad_images_in_a_folder_stop_training_with_the_file_or_are_skipped()
     {

@@ -230,6 +230,7 @@ internal static class BenchAllCommand
             Epochs = s.TrainEpochs, WarmupEpochs = Math.Min(recipe.Options.WarmupEpochs, 0.25 * s.TrainEpochs), BFloat16 = bf16,
             Threads = Environment.ProcessorCount, TestSet = test, Seed = 0,
             EmaDecay = 0,   // an average starting at the initial weights would still hold a third of them after 2 epochs
+            PatchDropout = 0, FullPatchEpochs = 0,   // a run this short trains on every patch
         };
         var result = TrainingProgress.Run((onStep, onEpoch) => new CrateTrainer(options with { OnStep = onStep, OnEpoch = onEpoch }).Train(CratePresets.ByName(recipe.Preset), train));
         using var model = (CrateModel)result.Model;   // the recipe trains CRATE

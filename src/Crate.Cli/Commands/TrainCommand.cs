@@ -91,7 +91,8 @@ internal static class TrainCommand
                 GradClipNorm = parse.GetValue(clip) ?? defaults.GradClipNorm,
                 EmaDecay = parse.GetValue(ema) ?? defaults.EmaDecay,
                 PatchDropout = parse.GetValue(patchDropout) ?? defaults.PatchDropout,
-                FullPatchEpochs = parse.GetValue(fullPatchEpochs) ?? defaults.FullPatchEpochs,
+                // A recipe cut short with --epochs keeps as many of its full-patch epochs as fit.
+                FullPatchEpochs = parse.GetValue(fullPatchEpochs) ?? Math.Min(defaults.FullPatchEpochs, parse.GetValue(epochs) ?? defaults.Epochs),
                 Augmentation = parse.GetValue(augment) is { } a ? Augmentation.Parse(a) : defaults.Augmentation,
                 ValidationFraction = parse.GetValue(valFraction) ?? defaults.ValidationFraction,
                 EarlyStoppingPatience = parse.GetValue(patience) ?? defaults.EarlyStoppingPatience,
@@ -136,7 +137,7 @@ internal static class TrainCommand
             Console.WriteLine($"model: {(options.Architecture == Architectures.Vit ? $"ViT baseline (MLP ratio {options.MlpRatio}) of " : "")}{architecture with { Channels = train.Channels, NumClasses = train.ClassNames.Count }}");
             if (init != null)
                 Console.WriteLine($"adapting: {options.AdaptationDescription ?? "fine-tune (every weight)"} of '{parse.GetValue(initFrom)!.FullName}'");
-            Console.WriteLine($"training: {options.Optimizer}, lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, batch {options.BatchSize}, {options.Epochs} epochs, augmentation {options.Augmentation}, {(options.EmaDecay > 0 ? $"EMA {options.EmaDecay.ToString(CultureInfo.InvariantCulture)}, " : "")}{(options.PatchDropout > 0 ? $"patch dropout {options.PatchDropout.ToString(CultureInfo.InvariantCulture)} in the first {options.Epochs - options.FullPatchEpochs} epochs, " : "")}{(options.BFloat16 ?? MixedPrecision.CpuSupportsBFloat16 ? "bfloat16" : "float32")} products, {options.Threads} threads, out {outDir}{(options.Resume ? " (resuming)" : "")}");
+            Console.WriteLine($"training: {options.Optimizer}, lr {options.LearningRate.ToString(CultureInfo.InvariantCulture)}, batch {options.BatchSize}, {options.Epochs} epochs, augmentation {options.Augmentation}, {(options.EmaDecay > 0 ? $"EMA {options.EmaDecay.ToString(CultureInfo.InvariantCulture)}, " : "")}{(PatchDropout.ShouldDrop(options, 1) ? $"patch dropout {options.PatchDropout.ToString(CultureInfo.InvariantCulture)} in the first {options.Epochs - options.FullPatchEpochs} epochs, " : "")}{(options.BFloat16 ?? MixedPrecision.CpuSupportsBFloat16 ? "bfloat16" : "float32")} products, {options.Threads} threads, out {outDir}{(options.Resume ? " (resuming)" : "")}");
 
             TrainingResult result;
             try
