@@ -3,7 +3,7 @@ using System.CommandLine.Parsing;
 using Crate.Cli.Commands;
 using Crate.Training;
 
-// Before libtorch loads: passive OpenMP waiting and glibc keeping freed memory (see ProcessTuning for measurements).
+// Before libtorch loads: OpenMP waiting chosen by how busy the cores are, glibc keeping freed memory (see ProcessTuning for measurements).
 ProcessTuning.Apply();
 var root = new RootCommand("crate: train, inspect, export and serve CRATE white-box transformers.")
 {

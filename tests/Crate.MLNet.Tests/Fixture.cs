@@ -30,7 +30,7 @@ public sealed class Fixture
     public void Create()
     {
         // Before libtorch loads: test runs share two cores, where spinning OpenMP threads slow libtorch several-fold.
-        ProcessTuning.Apply();
+        ProcessTuning.Apply(coresShared: true);
         Directory = Path.Combine(Path.GetTempPath(), "crate-mlnet-tests-" + Guid.NewGuid().ToString("N")[..8]);
         System.IO.Directory.CreateDirectory(Directory);
         torch.manual_seed(11);

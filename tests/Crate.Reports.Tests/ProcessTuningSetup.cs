@@ -7,5 +7,5 @@ namespace Crate.Reports.Tests;
 public sealed class ProcessTuningSetup
 {
     [OneTimeSetUp]
-    public void Apply() => ProcessTuning.Apply();
+    public void Apply() => ProcessTuning.Apply(coresShared: true);
 }

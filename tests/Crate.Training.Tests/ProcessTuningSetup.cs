@@ -10,5 +10,5 @@ namespace Crate.Training.Tests;
 public sealed class ProcessTuningSetup
 {
     [OneTimeSetUp]
-    public void Apply() => ProcessTuning.Apply();
+    public void Apply() => ProcessTuning.Apply(coresShared: true);
 }

@@ -148,7 +148,7 @@ internal static class BenchTrainCommand
         s.AppendLine("## Training throughput (`crate bench train`)");
         s.AppendLine();
         s.AppendLine(F($"- Command: `crate bench train --threads {threads}` (date {DateTime.UtcNow:yyyy-MM-dd}); {warm} untimed + {steps} timed steps per case on generated data through the real trainer (background loader, optimiser, schedule, clipping)"));
-        s.AppendLine(F($"- Machine: {Environment.ProcessorCount} cores, {CpuModel()}; libtorch {threads} threads; load average before/after: {loadBefore:F2}/{loadAfter:F2}"));
+        s.AppendLine(F($"- Machine: {Environment.ProcessorCount} cores, {CpuModel()}; libtorch {threads} threads, {ProcessTuning.OpenMpWaiting}; load average before/after: {loadBefore:F2}/{loadAfter:F2}"));
         foreach (var (bf16, peak) in peaks)
             s.AppendLine(F($"- Ceiling: libtorch `mm` 2048x2048x2048 in {Precision(bf16)}, best of 3x10, same run: **{peak:F1} GFLOP/s**"));
         s.AppendLine(F($"- FLOPs: images/s x 3 x forward matmul FLOPs per image (backward ~ 2x forward); forward = 2 x [N p^2 C d + depth x T x (d inner + 2 T inner + inner d + d^2) + d k], N patches, T = N+1 tokens, inner = heads x dim_head, k classes; norms, softmax and the per-step ISTA fold not counted. Mini: {mini / 1e6:F2} MFLOP forward, {3 * mini / 1e6:F1} MFLOP per training image"));
