@@ -18,6 +18,8 @@ public static class SegmentationCheckpointFormat
     public const string HeadPrefix = "seg_head.";
     /// <summary>Prefix of the optional query head's tensors (mask classification by the class and prompt tokens).</summary>
     public const string QueryHeadPrefix = "query_head.";
+    /// <summary>Whether a checkpoint tensor belongs to the query head: its name starts with <see cref="QueryHeadPrefix"/>.</summary>
+    public static bool IsQueryHeadTensor(string name) => name.StartsWith(QueryHeadPrefix, StringComparison.Ordinal);
     /// <summary>Width of the query head's query and pixel embeddings.</summary>
     public const int QueryEmbeddingWidth = 64;
     /// <summary>Hidden channels of the head's pixel refinement (<c>Conv3x3(K+C, 32) -> ReLU -> Conv3x3(32, K)</c>).</summary>

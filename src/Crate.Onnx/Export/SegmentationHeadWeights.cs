@@ -23,7 +23,7 @@ public sealed class SegmentationHeadWeights
     {
         ClassNames = classNames;
         _tensors = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
-        HasQueryHead = _tensors.Keys.Any(name => name.StartsWith(SegmentationCheckpointFormat.QueryHeadPrefix, StringComparison.Ordinal));
+        HasQueryHead = _tensors.Keys.Any(SegmentationCheckpointFormat.IsQueryHeadTensor);
         foreach (var (name, shape) in Layout(trunk, classNames.Count, HasQueryHead))
         {
             if (!_tensors.TryGetValue(name, out var t)) throw new SafetensorsException($"'{source}': the segmentation head has no tensor '{name}'.");
@@ -82,7 +82,7 @@ public sealed class SegmentationHeadWeights
             throw new SafetensorsException($"'{path}' has no segmentation head (no '{SegmentationCheckpointFormat.MaskClassesKey}' metadata); train one with --task segment.");
         var classes = JsonSerializer.Deserialize<string[]>(classJson) ?? [];
         var prefix = SegmentationCheckpointFormat.HeadPrefix;
-        bool IsQueryHead(NamedTensor t) => t.Name.StartsWith(SegmentationCheckpointFormat.QueryHeadPrefix, StringComparison.Ordinal);
+        bool IsQueryHead(NamedTensor t) => SegmentationCheckpointFormat.IsQueryHeadTensor(t.Name);
         bool IsHead(NamedTensor t) => t.Name.StartsWith(prefix, StringComparison.Ordinal);
         var trunkMetadata = file.Metadata.Where(kv => kv.Key == CrateWeights.ConfigKey).ToDictionary();
         var trunk = CrateWeights.Create(CrateConfig.FromJson(file.Metadata[CrateWeights.ConfigKey]),

@@ -106,7 +106,7 @@ public static class SegmentationCheckpoint
         if (file.Metadata.TryGetValue(MaskClassesKey, out var classJson))
         {
             classes = JsonSerializer.Deserialize<string[]>(classJson) ?? throw new SafetensorsException($"'{path}': '{MaskClassesKey}' is empty.");
-            segmenter = new SegmentationModel(trunk, classes.Count, queryHead: file.Tensors.Any(t => t.Name.StartsWith(QueryHeadPrefix, StringComparison.Ordinal)));
+            segmenter = new SegmentationModel(trunk, classes.Count, queryHead: file.Tensors.Any(t => SegmentationCheckpointFormat.IsQueryHeadTensor(t.Name)));
         }
         else classes = ["background", .. Enumerable.Range(0, config.NumClasses).Select(config.ClassName)];
         Read(file, path, trunk, segmenter);
